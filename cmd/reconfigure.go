@@ -1,0 +1,96 @@
+package cmd
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"regctl/internal/ui"
+	"regctl/pkg/reconfigure"
+)
+
+type reconfigureOpts struct {
+	*rootOpts
+	dryRun bool
+}
+
+func newReconfigureCmd(root *rootOpts) *cobra.Command {
+	o := &reconfigureOpts{rootOpts: root}
+	c := &cobra.Command{
+		Use:   "reconfigure",
+		Short: "Render config.yml, gitlab.yml, secrets and the key pair from the settings",
+		Long: `reconfigure validates the settings file, then renders the registry's
+config.yml, GitLab's gitlab.yml, the token-signing certificate and key, and
+generates missing secrets into regctl-secrets.json beside the settings file.
+
+Nothing is written when the settings are invalid. Files are written
+atomically, and only when their content or mode changes.`,
+		Example: `  regctl reconfigure
+  regctl reconfigure --dry-run          # show a diff, write nothing
+  regctl reconfigure --settings ./regctl.toml -o json`,
+		Args: cobra.NoArgs,
+		RunE: o.run,
+	}
+	c.Flags().BoolVarP(&o.dryRun, "dry-run", "n", false, "print what would change as a unified diff and write nothing")
+	return c
+}
+
+func (o *reconfigureOpts) run(*cobra.Command, []string) error {
+	l, err := o.loadSettings()
+	if err != nil {
+		return err
+	}
+	res, err := reconfigure.Run(l, reconfigure.Options{DryRun: o.dryRun})
+	if err != nil {
+		return err
+	}
+	return printResult(o.printer(), res)
+}
+
+// printResult reports each file as created, updated or unchanged (and,
+// in a dry run, the diff).
+func printResult(p *ui.Printer, res *reconfigure.Result) error {
+	if p.Format == ui.JSON {
+		return p.JSON(res)
+	}
+	title := "reconfigure: " + res.Settings
+	if res.DryRun {
+		title += " (dry run: nothing written)"
+	}
+	p.Title(title)
+	verb := func(c reconfigure.Change) string {
+		if res.DryRun && c != reconfigure.Unchanged {
+			return "would be " + string(c)
+		}
+		return string(c)
+	}
+	for _, d := range res.DirsCreated {
+		st, what := ui.Info, "created"
+		if res.DryRun {
+			what = "would be created"
+		}
+		p.Line(st, "folder", d+" "+what)
+	}
+	for _, f := range res.Files {
+		st := ui.OK
+		if f.Change != reconfigure.Unchanged {
+			st = ui.Info
+		}
+		detail := fmt.Sprintf("%s %s", f.Path, verb(f.Change))
+		if f.Note != "" {
+			detail += " (" + f.Note + ")"
+		}
+		p.Line(st, f.Role, detail)
+		if f.Diff != "" {
+			p.Diff(f.Diff)
+		}
+	}
+	if len(res.Generated) > 0 {
+		p.Line(ui.Info, "secrets", "generated "+strings.Join(res.Generated, ", "))
+	}
+	if !res.Changed() {
+		p.Text("Everything is up to date.")
+	}
+	return nil
+}

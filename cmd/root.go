@@ -1,0 +1,153 @@
+// Package cmd wires regctl's flags to pkg/: it parses, calls, and prints.
+// Business logic lives in pkg/.
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"regctl/internal/ui"
+	"regctl/pkg/reconfigure"
+)
+
+// Version is set at build time with -ldflags "-X regctl/cmd.Version=...".
+var Version = "0.1.0-dev"
+
+// rootOpts are the flags every command shares.
+type rootOpts struct {
+	settings string
+	output   string
+	noColor  bool
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+// settingsPath applies the precedence --settings > REGCTL_SETTINGS > default.
+func (o *rootOpts) settingsPath() string {
+	if o.settings != "" {
+		return o.settings
+	}
+	if env := os.Getenv("REGCTL_SETTINGS"); env != "" {
+		return env
+	}
+	return reconfigure.DefaultSettingsPath
+}
+
+func (o *rootOpts) loadSettings() (*reconfigure.Loaded, error) {
+	return reconfigure.Load(o.settingsPath())
+}
+
+func (o *rootOpts) printer() *ui.Printer {
+	return ui.New(o.stdout, ui.Format(o.output), o.noColor)
+}
+
+func (o *rootOpts) json() bool { return o.output == string(ui.JSON) }
+
+// NewRootCmd builds the command tree writing to the given streams.
+func NewRootCmd(stdout, stderr io.Writer) (*cobra.Command, *rootOpts) {
+	o := &rootOpts{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "regctl",
+		Short: "Run and maintain a GitLab-style container registry from one settings file",
+		Long: `regctl is gitlab-ctl for the container registry alone. One settings file,
+regctl.toml, whose keys mirror gitlab.rb, drives the registry's config.yml,
+GitLab's gitlab.yml, the token-signing key pair and maintenance.`,
+		Example: `  regctl reconfigure --settings ./regctl.toml
+  regctl certs verify
+  regctl registry-readonly enable`,
+		Version:       Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if o.output != string(ui.Text) && o.output != string(ui.JSON) {
+				return usageError{fmt.Errorf("--output must be text or json, not %q", o.output)}
+			}
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&o.settings, "settings", "", "settings file (env REGCTL_SETTINGS; default "+reconfigure.DefaultSettingsPath+")")
+	pf.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	pf.BoolVar(&o.noColor, "no-color", false, "plain output without colours (also when NO_COLOR is set)")
+
+	root.AddCommand(
+		newReconfigureCmd(o),
+		newCertsCmd(o),
+		newReadonlyCmd(o),
+	)
+	return root, o
+}
+
+// usageError marks bad flags or arguments: exit code 2.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// silentError is a failure the command has already explained in its
+// output (a failed check, say): exit 1 with only a short summary.
+type silentError struct{ error }
+
+func (e silentError) Unwrap() error { return e.error }
+
+// Execute runs regctl with os.Args and returns the exit code:
+// 0 ok, 1 failure, 2 bad usage or invalid settings.
+func Execute() int {
+	return run(os.Args[1:], os.Stdout, os.Stderr)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	root, o := NewRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	code := exitCode(err)
+	var inv *reconfigure.InvalidError
+	if o.json() && errors.As(err, &inv) {
+		// Scripts get the problems as data on stdout.
+		_ = o.printer().JSON(map[string]any{"error": "invalid settings", "problems": inv.Problems()})
+	}
+	fmt.Fprintln(stderr, ui.ErrorText(stderr, o.noColor, errorMessage(err)))
+	return code
+}
+
+func exitCode(err error) int {
+	var inv *reconfigure.InvalidError
+	var usage usageError
+	switch {
+	case errors.As(err, &inv), errors.As(err, &usage), errors.Is(err, reconfigure.ErrNoSettings):
+		return 2
+	case isCobraUsage(err):
+		return 2
+	}
+	return 1
+}
+
+// isCobraUsage recognises cobra's own argument errors, which are plain
+// errors without a type to match.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "accepts ") ||
+		strings.HasPrefix(msg, "requires ") || strings.HasPrefix(msg, "invalid argument")
+}
+
+// errorMessage adds a hint for the errors users meet most.
+func errorMessage(err error) string {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, reconfigure.ErrNoSettings):
+		msg += "\nhint: pass --settings FILE or set REGCTL_SETTINGS"
+	case errors.Is(err, reconfigure.ErrPairExists):
+		msg += "\nhint: replacing the pair invalidates tokens GitLab signed with the old key until GitLab and the registry restart"
+	}
+	return msg
+}

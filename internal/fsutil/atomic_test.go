@@ -1,0 +1,61 @@
+package fsutil
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteFileAtomicReplacesWithMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(path, []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	st, _ := os.Stat(path)
+	if string(b) != "new" || st.Mode().Perm() != 0o600 {
+		t.Errorf("content %q mode %04o, want \"new\" 0600", b, st.Mode().Perm())
+	}
+	assertOnly(t, dir, "f")
+}
+
+// A write that cannot complete leaves the old file as it was and no
+// temporary file behind.
+func TestWriteFileAtomicFailureLeavesOldFile(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	// Renaming a file over a non-empty folder fails.
+	if err := os.MkdirAll(filepath.Join(target, "keep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(target, []byte("x"), 0o644); err == nil {
+		t.Fatal("write over a folder succeeded")
+	}
+	if st, err := os.Stat(filepath.Join(target, "keep")); err != nil || !st.IsDir() {
+		t.Errorf("old content damaged: %v", err)
+	}
+	assertOnly(t, dir, "target")
+
+	if err := WriteFileAtomic(filepath.Join(dir, "missing", "f"), []byte("x"), 0o644); err == nil {
+		t.Error("write into a missing folder succeeded")
+	}
+}
+
+func assertOnly(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(names) {
+		var got []string
+		for _, e := range entries {
+			got = append(got, e.Name())
+		}
+		t.Errorf("folder holds %v, want %v", got, names)
+	}
+}

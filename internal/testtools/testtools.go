@@ -1,0 +1,109 @@
+// Package testtools finds and runs the real programs regctl's tests use
+// (CNCF Distribution, and later an S3 server and the OCI conformance suite)
+// instead of mocks.
+//
+// Tools are installed into <repo>/.tools/bin by scripts/install-tools.sh.
+// A test that needs a missing tool is skipped with an install hint, or fails
+// when the environment variable CI is true, so that CI never passes by
+// silently skipping.
+package testtools
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// InstallHint is the command that installs every test tool.
+const InstallHint = "scripts/install-tools.sh"
+
+// Tool returns the absolute path of the test tool name: first
+// <repo>/.tools/bin/<name>, then $PATH. When the tool is missing it calls
+// t.Fatalf if CI=true and t.Skipf otherwise; both messages name
+// scripts/install-tools.sh.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	local := filepath.Join(RepoRoot(t), ".tools", "bin", name)
+	if isExecutable(local) {
+		return local
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+		return p
+	}
+	missing(t, "test tool %q not found in %s or $PATH; run %s", name, filepath.Dir(local), InstallHint)
+	return ""
+}
+
+// missing fails the test under CI=true and skips it otherwise.
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if inCI() {
+		t.Fatalf(format+" (CI=true: failing instead of skipping)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// inCI reports whether the environment variable CI holds a true value.
+func inCI() bool {
+	ci, err := strconv.ParseBool(os.Getenv("CI"))
+	return err == nil && ci
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// RepoRoot returns the module root: the nearest folder at or above the
+// test's working directory that holds a go.mod file.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := findRepoRoot()
+	if err != nil {
+		t.Fatalf("testtools: %v", err)
+	}
+	return root
+}
+
+func findRepoRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("working directory: %w", err)
+	}
+	for dir := wd; ; {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("looking for go.mod: %w", err)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod in %s or any parent folder", wd)
+		}
+		dir = parent
+	}
+}
+
+// FreeAddr returns "127.0.0.1:PORT" for a loopback port that was free when
+// it was asked for. Another process may take it before the caller binds it;
+// StartProcess notices when the port is already taken.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testtools: finding a free port: %v", err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatalf("testtools: releasing %s: %v", addr, err)
+	}
+	return addr
+}

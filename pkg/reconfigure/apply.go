@@ -1,0 +1,240 @@
+package reconfigure
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pmezard/go-difflib/difflib"
+
+	"regctl/internal/fsutil"
+)
+
+// Change says what reconfigure did (or would do) to one file.
+type Change string
+
+const (
+	Created   Change = "created"
+	Updated   Change = "updated"
+	Unchanged Change = "unchanged"
+)
+
+// FileResult is one file's outcome.
+type FileResult struct {
+	Path   string      `json:"path"`
+	Role   string      `json:"role"`
+	Change Change      `json:"change"`
+	Mode   fs.FileMode `json:"mode"`
+	// Note adds detail such as a mode change.
+	Note string `json:"note,omitempty"`
+	// Diff is a unified diff with secret values redacted (dry run only).
+	Diff string `json:"diff,omitempty"`
+}
+
+// Result is what one reconfigure run did or, in a dry run, would do.
+type Result struct {
+	Settings    string       `json:"settings"`
+	DryRun      bool         `json:"dry_run"`
+	Files       []FileResult `json:"files"`
+	DirsCreated []string     `json:"dirs_created,omitempty"`
+	// Generated names the secrets made in this run.
+	Generated []string `json:"generated_secrets,omitempty"`
+}
+
+// Changed reports whether anything was (or would be) written.
+func (r *Result) Changed() bool {
+	if len(r.DirsCreated) > 0 {
+		return true
+	}
+	for _, f := range r.Files {
+		if f.Change != Unchanged {
+			return true
+		}
+	}
+	return false
+}
+
+// Options tune a run.
+type Options struct {
+	DryRun bool
+	// Now is the clock for new certificates; time.Now when nil.
+	Now func() time.Time
+	// Secrets, when set, replaces the secrets file's content for this run
+	// (certs generate --force uses it to install a new pair).
+	Secrets *Secrets
+}
+
+// Run renders everything from validated settings and writes what changed.
+// Secrets are written first, so that a run stopped half-way is finished by
+// the next run with the same secrets instead of new ones.
+func Run(l *Loaded, opts Options) (*Result, error) {
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	p := l.Resolve()
+	sec := opts.Secrets
+	if sec == nil {
+		var err error
+		if sec, err = LoadSecrets(p.Secrets); err != nil {
+			return nil, err
+		}
+	}
+	if err := sec.Complete(&l.Settings.Registry, now()); err != nil {
+		return nil, err
+	}
+	files, dirs, err := Render(l, sec.Effective(&l.Settings.Registry))
+	if err != nil {
+		return nil, err
+	}
+	if secretsFile, err := secretsFile(p.Secrets, sec); err != nil {
+		return nil, err
+	} else if secretsFile != nil {
+		files = append([]File{*secretsFile}, files...)
+	}
+
+	res := &Result{Settings: l.Path, DryRun: opts.DryRun, Generated: sec.Generated}
+	for _, d := range dirs {
+		if _, err := os.Stat(d.Path); errors.Is(err, fs.ErrNotExist) {
+			res.DirsCreated = append(res.DirsCreated, d.Path)
+		}
+	}
+	redact := redactor(l, sec)
+	for _, f := range files {
+		fr, err := plan(f, opts.DryRun, redact)
+		if err != nil {
+			return nil, err
+		}
+		res.Files = append(res.Files, fr)
+	}
+	if opts.DryRun {
+		return res, nil
+	}
+
+	for _, d := range dirs {
+		if !slices.Contains(res.DirsCreated, d.Path) {
+			continue // an existing folder keeps the mode its admin gave it
+		}
+		if err := os.MkdirAll(d.Path, d.Mode); err != nil {
+			return nil, fmt.Errorf("create folder: %w", err)
+		}
+		// MkdirAll applies the umask; the mode asked for is the one meant.
+		if err := os.Chmod(d.Path, d.Mode); err != nil {
+			return nil, fmt.Errorf("create folder: %w", err)
+		}
+	}
+	for i, f := range files {
+		if res.Files[i].Change == Unchanged {
+			continue
+		}
+		if err := fsutil.WriteFileAtomic(f.Path, f.Content, f.Mode); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// secretsFile is the secrets file to write: the existing bytes when
+// nothing was generated (so the file is never reformatted needlessly),
+// nil when there is nothing to keep.
+func secretsFile(path string, sec *Secrets) (*File, error) {
+	content, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if len(sec.Generated) > 0 || (err == nil && content == nil) {
+		if content, err = sec.Marshal(); err != nil {
+			return nil, err
+		}
+	}
+	if content == nil {
+		return nil, nil
+	}
+	return &File{Path: path, Content: content, Mode: 0o600, Secret: true, Role: "secrets"}, nil
+}
+
+func plan(f File, withDiff bool, redact func(string) string) (FileResult, error) {
+	fr := FileResult{Path: f.Path, Role: f.Role, Mode: f.Mode}
+	old, err := os.ReadFile(f.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		fr.Change = Created
+	case err != nil:
+		return fr, err
+	case !bytes.Equal(old, f.Content):
+		fr.Change = Updated
+	default:
+		fr.Change = Unchanged
+	}
+	if fr.Change != Created {
+		if st, err := os.Stat(f.Path); err == nil && st.Mode().Perm() != f.Mode {
+			if fr.Change == Unchanged {
+				fr.Change = Updated
+			}
+			fr.Note = fmt.Sprintf("mode %04o -> %04o", st.Mode().Perm(), f.Mode)
+		}
+	}
+	if withDiff && fr.Change != Unchanged && !bytes.Equal(old, f.Content) {
+		if f.Secret {
+			fr.Diff = fmt.Sprintf("(secret content of %s not shown)\n", f.Path)
+		} else {
+			fr.Diff = unifiedDiff(f.Path, redact(string(old)), redact(string(f.Content)), fr.Change == Created)
+			if fr.Diff == "" {
+				fr.Diff = "(only secret values change; not shown)\n"
+			}
+		}
+	}
+	return fr, nil
+}
+
+func unifiedDiff(path, old, cur string, created bool) string {
+	from := "a" + path
+	if created {
+		from = "/dev/null"
+	}
+	d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A: difflib.SplitLines(old), B: difflib.SplitLines(cur),
+		FromFile: from, ToFile: "b" + path, Context: 3,
+	})
+	return d
+}
+
+// redactor hides secret values (http secret, S3 credentials) in diffs.
+func redactor(l *Loaded, sec *Secrets) func(string) string {
+	var values []string
+	add := func(v string) {
+		if len(v) >= 4 {
+			values = append(values, v, quote(v))
+		}
+	}
+	add(sec.Effective(&l.Settings.Registry).HTTPSecret)
+	add(sec.Registry.HTTPSecret)
+	add(l.Settings.Registry.NotificationSecret)
+	for _, st := range []map[string]any{l.Settings.Registry.Storage, {"s3": l.Settings.Migration.S3}} {
+		if s3, ok := st["s3"].(map[string]any); ok {
+			for _, k := range []string{"accesskey", "secretkey", "sessiontoken"} {
+				if v, ok := s3[k].(string); ok {
+					add(v)
+				}
+			}
+		}
+	}
+	for _, ep := range l.Settings.Registry.Notifications {
+		for _, vs := range ep.Headers {
+			for _, v := range vs {
+				add(v)
+			}
+		}
+	}
+	return func(s string) string {
+		for _, v := range values {
+			s = strings.ReplaceAll(s, v, "<redacted>")
+		}
+		return s
+	}
+}

@@ -1,0 +1,125 @@
+package reconfigure
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/BurntSushi/toml"
+
+	"regctl/internal/tomlsrc"
+)
+
+// DefaultSettingsPath is where regctl looks when neither --settings nor
+// REGCTL_SETTINGS says otherwise.
+const DefaultSettingsPath = "/etc/regctl/regctl.toml"
+
+// ErrNoSettings is wrapped when the settings file does not exist.
+var ErrNoSettings = errors.New("settings file not found")
+
+// Loaded is a validated settings file with its location and source, so
+// that later steps can resolve relative paths and point at lines.
+type Loaded struct {
+	// Path is the absolute path of the settings file.
+	Path string
+	// Source is the file as read, kept for in-place edits.
+	Source   []byte
+	Settings Settings
+	index    *tomlsrc.Index
+	raw      map[string]any
+}
+
+// Dir is the folder relative paths resolve against.
+func (l *Loaded) Dir() string { return filepath.Dir(l.Path) }
+
+// Line returns the line where a key path is set, or 0 when it is not set.
+func (l *Loaded) Line(path ...string) int {
+	if !l.IsSet(path...) {
+		return 0
+	}
+	return l.index.Line(path...)
+}
+
+// IsSet reports whether the file sets the key (rather than a default).
+func (l *Loaded) IsSet(path ...string) bool {
+	var cur any = l.raw
+	for _, seg := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return false
+		}
+		if cur, ok = m[seg]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Load reads and validates a settings file. A missing file wraps
+// ErrNoSettings; an invalid one returns *InvalidError with every problem.
+func Load(path string) (*Loaded, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	src, err := os.ReadFile(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s (create it: an empty file means every default)", ErrNoSettings, abs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read settings: %w", err)
+	}
+	return Parse(abs, src)
+}
+
+// Parse validates settings source that claims to live at path (absolute).
+func Parse(path string, src []byte) (*Loaded, error) {
+	l := &Loaded{Path: path, Source: src, index: tomlsrc.NewIndex(src)}
+	ps := newProblems(path, func(p []string) int { return l.index.Line(p...) })
+
+	// 1. Syntax. A syntax error stops here: nothing after it can be trusted.
+	raw := map[string]any{}
+	if _, err := toml.Decode(string(src), &raw); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			ps.addProblem(&Problem{File: path, Line: syntaxLine(src, pe.Position), Key: pe.LastKey, Message: "TOML syntax: " + pe.Message})
+		} else {
+			ps.addProblem(&Problem{File: path, Message: "TOML syntax: " + err.Error()})
+		}
+		return nil, ps.err()
+	}
+	l.raw = raw
+
+	// 2. Shape: unknown keys and wrong types, all of them.
+	settingsSchema().check(raw, nil, func(p []string, msg string) {
+		ps.add(append([]string(nil), p...), "%s", msg)
+	})
+	if ps.count > 0 {
+		return nil, ps.err()
+	}
+
+	// 3. Values. The shape is right, so decoding cannot fail on types.
+	l.Settings = Defaults()
+	if _, err := toml.Decode(string(src), &l.Settings); err != nil {
+		ps.addProblem(&Problem{File: path, Message: err.Error()})
+		return nil, ps.err()
+	}
+	validate(l, ps)
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// syntaxLine counts the line from the error's byte offset: the parser
+// puts an unexpected newline on the next line, while the user's mistake
+// is on the line it ends.
+func syntaxLine(src []byte, pos toml.Position) int {
+	if pos.Start > 0 && pos.Start <= len(src) {
+		return 1 + bytes.Count(src[:pos.Start], []byte("\n"))
+	}
+	return pos.Line
+}

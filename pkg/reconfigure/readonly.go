@@ -1,0 +1,106 @@
+package reconfigure
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"regctl/internal/fsutil"
+	"regctl/internal/tomlsrc"
+)
+
+// ReadOnlyKey is the settings key registry-readonly edits.
+var ReadOnlyKey = []string{"registry", "storage", "maintenance", "readonly", "enabled"}
+
+// SetReadOnly sets ReadOnlyKey in the settings file, editing that one
+// line (or adding it) and keeping every other line and comment. The new
+// text is validated before it replaces the file, so a failed edit changes
+// nothing. It returns the settings as now written and whether the file
+// changed.
+func SetReadOnly(l *Loaded, on bool) (*Loaded, bool, error) {
+	if l.IsSet(ReadOnlyKey...) && l.Settings.ReadOnly() == on {
+		return l, false, nil
+	}
+	src, err := tomlsrc.Set(l.Source, ReadOnlyKey, strconv.FormatBool(on))
+	if err != nil {
+		return nil, false, fmt.Errorf("edit %s: %w", l.Path, err)
+	}
+	updated, err := Parse(l.Path, src)
+	if err != nil {
+		return nil, false, err
+	}
+	if updated.Settings.ReadOnly() != on {
+		return nil, false, fmt.Errorf("edit %s: the edited file does not set read-only to %v; edit %s by hand", l.Path, on, keyString(ReadOnlyKey))
+	}
+	// Write through a symlink to its target, keep the file's mode, and
+	// refuse if someone changed the file since it was read.
+	target, err := filepath.EvalSymlinks(l.Path)
+	if err != nil {
+		return nil, false, err
+	}
+	st, err := os.Stat(target)
+	if err != nil {
+		return nil, false, err
+	}
+	current, err := os.ReadFile(target)
+	if err != nil {
+		return nil, false, err
+	}
+	if !bytes.Equal(current, l.Source) {
+		return nil, false, fmt.Errorf("%s changed while regctl was editing it; run the command again", l.Path)
+	}
+	if err := fsutil.WriteFileAtomic(target, src, st.Mode().Perm()); err != nil {
+		return nil, false, err
+	}
+	return updated, true, nil
+}
+
+// ReadOnlyState says whether read-only mode is on and where that comes from.
+type ReadOnlyState struct {
+	Enabled bool `json:"enabled"`
+	// Source is "file:line" of the setting, or "default".
+	Source string `json:"source"`
+	Key    string `json:"key"`
+	// Rendered is what config.yml says; nil when it does not exist yet.
+	Rendered  *bool  `json:"rendered"`
+	ConfigYML string `json:"config_yml"`
+	// InSync is false when reconfigure has not yet been run since the
+	// setting changed.
+	InSync bool `json:"in_sync"`
+}
+
+// ReadOnlyStatus reports the effective read-only state.
+func ReadOnlyStatus(l *Loaded) (ReadOnlyState, error) {
+	st := ReadOnlyState{Enabled: l.Settings.ReadOnly(), Source: "default", Key: keyString(ReadOnlyKey)}
+	if line := l.Line(ReadOnlyKey...); line > 0 {
+		st.Source = fmt.Sprintf("%s:%d", l.Path, line)
+	}
+	st.ConfigYML = l.Resolve().ConfigYML
+	var cfg struct {
+		Storage struct {
+			Maintenance struct {
+				Readonly struct {
+					Enabled bool `yaml:"enabled"`
+				} `yaml:"readonly"`
+			} `yaml:"maintenance"`
+		} `yaml:"storage"`
+	}
+	err := readYAML(st.ConfigYML, &cfg)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return st, err
+	default:
+		on := cfg.Storage.Maintenance.Readonly.Enabled
+		st.Rendered = &on
+	}
+	st.InSync = st.Rendered != nil && *st.Rendered == st.Enabled
+	return st, nil
+}
+
+// ReadOnlyKeyName is ReadOnlyKey as the user writes it.
+func ReadOnlyKeyName() string { return keyString(ReadOnlyKey) }

@@ -1,0 +1,227 @@
+package reconfigure
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"text/template"
+
+	"github.com/goccy/go-yaml"
+
+	"regctl/templates"
+)
+
+// File is one file reconfigure owns, as it should be on disk.
+type File struct {
+	Path    string
+	Content []byte
+	Mode    fs.FileMode
+	// Secret files never have their content shown (diffs, logs).
+	Secret bool
+	// What the file is, for the report ("registry config", ...).
+	Role string
+}
+
+// Dir is a folder reconfigure makes sure exists.
+type Dir struct {
+	Path string
+	Mode fs.FileMode
+}
+
+var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
+	"q":      quote,
+	"indent": indent,
+}).ParseFS(templates.FS, "*.tmpl"))
+
+// quote writes a YAML double-quoted scalar (JSON string syntax is valid
+// YAML), so no value can break the document's structure.
+func quote(v string) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func indent(n int, text string) string {
+	pad := strings.Repeat(" ", n)
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = pad + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Render produces every file reconfigure owns from validated settings and
+// the effective secrets. It touches no disk.
+func Render(l *Loaded, sec RegistrySecrets) ([]File, []Dir, error) {
+	s := &l.Settings
+	p := l.Resolve()
+
+	storage, err := yaml.Marshal(renderStorage(s.Registry.Storage, p))
+	if err != nil {
+		return nil, nil, fmt.Errorf("render storage: %w", err)
+	}
+	notifs, err := renderNotifications(s.Registry.Notifications)
+	if err != nil {
+		return nil, nil, err
+	}
+	config, err := execute("config.yml.tmpl", map[string]any{
+		"Settings":            l.Path,
+		"LogLevel":            s.Registry.LogLevel,
+		"LogFormatter":        s.Registry.LogFormatter,
+		"Storage":             string(storage),
+		"Addr":                s.Registry.RegistryHTTPAddr,
+		"Secret":              sec.HTTPSecret,
+		"RelativeURLs":        s.Registry.RelativeURLs,
+		"DebugAddr":           s.Registry.DebugAddr,
+		"HealthStoragedriver": s.Registry.HealthStoragedriverEnabled,
+		"Realm":               s.TokenRealm(),
+		"Issuer":              s.GitlabRails.RegistryIssuer,
+		"RootCertBundle":      p.Certificate,
+		"Validation":          s.Registry.ValidationEnabled,
+		"Schema1":             s.Registry.CompatibilitySchema1Enabled,
+		"Notifications":       notifs,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	host, port := s.RegistryHostPort()
+	gitlab, err := execute("gitlab.yml.tmpl", map[string]any{
+		"Settings":                 l.Path,
+		"DefaultContainerRegistry": s.GitlabRails.DefaultProjectsFeaturesContainerRegistry,
+		"Enabled":                  s.GitlabRails.RegistryEnabled,
+		"Host":                     host,
+		"Port":                     port,
+		"APIURL":                   s.RegistryAPIURL(),
+		"Key":                      p.Key,
+		"Path":                     p.RegistryPath,
+		"Issuer":                   s.GitlabRails.RegistryIssuer,
+		"NotificationSecret":       s.Registry.NotificationSecret,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var files []File
+	// A GitLab-only node ([registry] enable = false) gets GitLab's side:
+	// gitlab.yml and the signing key, as omnibus does.
+	if s.Registry.Enable {
+		files = append(files,
+			// config.yml holds the http secret and any S3 keys: owner only.
+			File{Path: p.ConfigYML, Content: config, Mode: 0o600, Role: "config.yml"},
+			File{Path: p.Certificate, Content: []byte(sec.InternalCertificate), Mode: 0o644, Role: "certificate"})
+	}
+	files = append(files,
+		File{Path: p.GitlabYML, Content: gitlab, Mode: 0o644, Role: "gitlab.yml"},
+		File{Path: p.Key, Content: []byte(sec.InternalKey), Mode: 0o600, Secret: true, Role: "signing key"})
+	dirs := []Dir{}
+	for _, f := range files {
+		dirs = appendDir(dirs, Dir{Path: filepath.Dir(f.Path), Mode: 0o755})
+	}
+	if p.StorageRoot != "" && s.Registry.Enable {
+		dirs = appendDir(dirs, Dir{Path: p.StorageRoot, Mode: 0o770})
+	}
+	return files, dirs, nil
+}
+
+func appendDir(dirs []Dir, d Dir) []Dir {
+	for _, e := range dirs {
+		if e.Path == d.Path {
+			return dirs
+		}
+	}
+	return append(dirs, d)
+}
+
+func execute(name string, data any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		return nil, fmt.Errorf("render %s: %w", name, err)
+	}
+	out := bytes.TrimRight(buf.Bytes(), "\n")
+	return append(out, '\n'), nil
+}
+
+// renderStorage is the user's storage section plus omnibus' defaults:
+// the filesystem driver at the default root when no driver is set,
+// the in-memory blob descriptor cache, and deletes enabled.
+func renderStorage(user map[string]any, p Paths) map[string]any {
+	st := deepCopy(user)
+	switch StorageDriver(st) {
+	case "filesystem":
+		fs, _ := st["filesystem"].(map[string]any)
+		if fs == nil {
+			fs = map[string]any{}
+		}
+		fs["rootdirectory"] = p.StorageRoot
+		st["filesystem"] = fs
+	case "s3":
+		s3 := st["s3"].(map[string]any)
+		// GitLab's registry reads pathstyle, Distribution forcepathstyle:
+		// write both so either daemon gets what the admin asked for.
+		if v, ok := s3["pathstyle"]; ok {
+			if _, set := s3["forcepathstyle"]; !set {
+				s3["forcepathstyle"] = v
+			}
+		} else if v, ok := s3["forcepathstyle"]; ok {
+			s3["pathstyle"] = v
+		}
+	}
+	if _, ok := st["cache"]; !ok {
+		st["cache"] = map[string]any{"blobdescriptor": "inmemory"}
+	}
+	if _, ok := st["delete"]; !ok {
+		st["delete"] = map[string]any{"enabled": true}
+	}
+	return st
+}
+
+func deepCopy(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok {
+			v = deepCopy(sub)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+type notificationView struct {
+	Notification
+	Retries     int
+	HeadersYAML string
+}
+
+// renderNotifications fills Distribution's endpoint defaults. GitLab's
+// registry calls the retry count maxretries and Distribution threshold:
+// both are written with the same value.
+func renderNotifications(eps []Notification) ([]notificationView, error) {
+	out := make([]notificationView, 0, len(eps))
+	for _, ep := range eps {
+		v := notificationView{Notification: ep, Retries: 5}
+		if ep.Timeout == "" {
+			v.Timeout = "500ms"
+		}
+		if ep.Backoff == "" {
+			v.Backoff = "1s"
+		}
+		switch {
+		case ep.MaxRetries > 0:
+			v.Retries = ep.MaxRetries
+		case ep.Threshold > 0:
+			v.Retries = ep.Threshold
+		}
+		if len(ep.Headers) > 0 {
+			h, err := yaml.Marshal(ep.Headers)
+			if err != nil {
+				return nil, fmt.Errorf("render notification headers: %w", err)
+			}
+			v.HeadersYAML = string(h)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

@@ -1,0 +1,135 @@
+package reconfigure
+
+import (
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+)
+
+// Paths are the files reconfigure owns, all absolute.
+type Paths struct {
+	DataDir      string
+	Secrets      string // regctl-secrets.json beside the settings file
+	ConfigYML    string // data_dir/registry/config.yml
+	GitlabYML    string // data_dir/gitlab-rails/etc/gitlab.yml
+	Certificate  string // registry.rootcertbundle
+	Key          string // gitlab_rails.registry_key_path
+	StorageRoot  string // filesystem rootdirectory; "" for other drivers
+	RegistryPath string // gitlab.yml registry.path
+	SettingsDir  string
+	SettingsFile string
+	RegistryDir  string // data_dir/registry
+	GitlabEtcDir string // data_dir/gitlab-rails/etc
+}
+
+// Resolve computes every path from the settings, resolving relative ones
+// against the settings file's folder.
+func (l *Loaded) Resolve() Paths {
+	s := &l.Settings
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return filepath.Clean(p)
+		}
+		return filepath.Join(l.Dir(), p)
+	}
+	p := Paths{SettingsDir: l.Dir(), SettingsFile: l.Path}
+	p.DataDir = abs(s.DataDir)
+	p.Secrets = filepath.Join(l.Dir(), "regctl-secrets.json")
+	p.RegistryDir = filepath.Join(p.DataDir, "registry")
+	p.GitlabEtcDir = filepath.Join(p.DataDir, "gitlab-rails", "etc")
+	p.ConfigYML = filepath.Join(p.RegistryDir, "config.yml")
+	p.GitlabYML = filepath.Join(p.GitlabEtcDir, "gitlab.yml")
+
+	p.Certificate = filepath.Join(p.RegistryDir, "gitlab-registry.crt")
+	if s.Registry.RootCertBundle != "" {
+		p.Certificate = abs(s.Registry.RootCertBundle)
+	}
+	p.Key = filepath.Join(p.GitlabEtcDir, "gitlab-registry.key")
+	if s.GitlabRails.RegistryKeyPath != "" {
+		p.Key = abs(s.GitlabRails.RegistryKeyPath)
+	}
+
+	if driver := StorageDriver(s.Registry.Storage); driver == "filesystem" {
+		fs, _ := s.Registry.Storage["filesystem"].(map[string]any)
+		root, _ := fs["rootdirectory"].(string)
+		if root == "" {
+			root = filepath.Join(p.DataDir, "gitlab-rails", "shared", "registry")
+		}
+		p.StorageRoot = abs(root)
+	}
+	p.RegistryPath = p.StorageRoot
+	if s.GitlabRails.RegistryPath != "" {
+		p.RegistryPath = abs(s.GitlabRails.RegistryPath)
+	}
+	return p
+}
+
+// StorageDriver names the storage driver; filesystem when none is set.
+func StorageDriver(storage map[string]any) string {
+	for _, d := range storageDrivers {
+		if _, ok := storage[d]; ok {
+			return d
+		}
+	}
+	return "filesystem"
+}
+
+// TokenRealm is where clients fetch tokens: token_realm (or external_url)
+// followed by /jwt/auth, as omnibus renders it.
+func (s *Settings) TokenRealm() string {
+	base := s.Registry.TokenRealm
+	if base == "" {
+		base = s.ExternalURL
+	}
+	return strings.TrimSuffix(base, "/") + "/jwt/auth"
+}
+
+// RegistryExternal is registry_external_url, defaulting to the GitLab host
+// on port 5050 (the admin guide's "existing GitLab domain" layout).
+func (s *Settings) RegistryExternal() string {
+	if s.RegistryExternalURL != "" {
+		return s.RegistryExternalURL
+	}
+	u, err := url.Parse(s.ExternalURL)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + net.JoinHostPort(u.Hostname(), "5050")
+}
+
+// RegistryHostPort is what GitLab shows users: host and port of the
+// registry's external URL. The port is left out for 80 and 443, so that
+// `docker login host` works without one.
+func (s *Settings) RegistryHostPort() (host, port string) {
+	u, _ := url.Parse(s.RegistryExternal())
+	if u != nil {
+		host, port = u.Hostname(), u.Port()
+	}
+	if s.GitlabRails.RegistryHost != "" {
+		host = s.GitlabRails.RegistryHost
+	}
+	if s.GitlabRails.RegistryPort != "" {
+		port = string(s.GitlabRails.RegistryPort)
+	}
+	if port == "80" || port == "443" {
+		port = ""
+	}
+	return host, port
+}
+
+// RegistryAPIURL is how GitLab reaches the registry internally.
+func (s *Settings) RegistryAPIURL() string {
+	if s.GitlabRails.RegistryAPIURL != "" {
+		return s.GitlabRails.RegistryAPIURL
+	}
+	return "http://" + s.Registry.RegistryHTTPAddr
+}
+
+// ReadOnly reports storage.maintenance.readonly.enabled.
+func (s *Settings) ReadOnly() bool {
+	m, _ := s.Registry.Storage["maintenance"].(map[string]any)
+	ro, _ := m["readonly"].(map[string]any)
+	on, _ := ro["enabled"].(bool)
+	return on
+}

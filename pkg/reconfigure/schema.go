@@ -1,0 +1,349 @@
+package reconfigure
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+)
+
+// kind is the TOML shape a key must have.
+type kind int
+
+const (
+	kString kind = iota
+	kBool
+	kInt
+	kFloat
+	kDuration // a string Go's time.ParseDuration accepts
+	kStringList
+	kTable     // keys listed in node.fields; nil fields means free-form
+	kTableList // [[array of tables]], each element shaped like node.elem
+	kHeaders   // free-form table of string lists (HTTP headers)
+	kPort      // a port number, as an integer or a string (omnibus writes "5005")
+)
+
+func (k kind) String() string {
+	return [...]string{"a string", "a boolean", "an integer", "a number", "a duration string such as \"500ms\"",
+		"an array of strings", "a table", "an array of tables", "a table of string arrays", "a port number"}[k]
+}
+
+// node describes one key of the schema.
+type node struct {
+	kind   kind
+	fields map[string]*node
+	elem   *node
+	// hint explains an unknown key better than a spelling suggestion can.
+	hint func(key string) string
+}
+
+func table(fields map[string]*node) *node { return &node{kind: kTable, fields: fields} }
+func leaf(k kind) *node                   { return &node{kind: k} }
+
+// s3Schema lists the keys of Distribution's s3 driver plus GitLab's
+// additions (pathstyle, maxrequestspersecond). Shared by
+// [registry.storage.s3] and [migration.s3].
+func s3Schema() *node {
+	return table(map[string]*node{
+		"accesskey": leaf(kString), "secretkey": leaf(kString), "sessiontoken": leaf(kString),
+		"bucket": leaf(kString), "region": leaf(kString), "regionendpoint": leaf(kString),
+		"pathstyle": leaf(kBool), "forcepathstyle": leaf(kBool),
+		"secure": leaf(kBool), "skipverify": leaf(kBool), "v4auth": leaf(kBool),
+		"encrypt": leaf(kBool), "keyid": leaf(kString),
+		"chunksize": leaf(kInt), "multipartcopychunksize": leaf(kInt),
+		"multipartcopymaxconcurrency": leaf(kInt), "multipartcopythresholdsize": leaf(kInt),
+		"maxrequestspersecond": leaf(kInt),
+		"rootdirectory":        leaf(kString), "storageclass": leaf(kString), "objectacl": leaf(kString),
+		"loglevel": leaf(kString), "useragent": leaf(kString),
+		"usedualstack": leaf(kBool), "accelerate": leaf(kBool),
+	})
+}
+
+// storageDrivers are the keys of [registry.storage] that select a driver.
+// regctl serve runs filesystem, s3 and inmemory; the others are passed
+// through for an external Distribution or GitLab registry.
+var storageDrivers = []string{"filesystem", "s3", "inmemory", "azure", "gcs", "swift", "oss"}
+
+// storageSchema is Distribution's storage section.
+func storageSchema() *node {
+	free := table(nil)
+	n := table(map[string]*node{
+		"filesystem": table(map[string]*node{"rootdirectory": leaf(kString), "maxthreads": leaf(kInt)}),
+		"s3":         s3Schema(),
+		"inmemory":   table(map[string]*node{}),
+		"azure":      free, "gcs": free, "swift": free, "oss": free,
+		"delete":   table(map[string]*node{"enabled": leaf(kBool)}),
+		"redirect": table(map[string]*node{"disable": leaf(kBool)}),
+		"cache":    table(map[string]*node{"blobdescriptor": leaf(kString), "blobdescriptorsize": leaf(kInt)}),
+		"tag":      table(map[string]*node{"concurrencylimit": leaf(kInt)}),
+		"maintenance": table(map[string]*node{
+			"uploadpurging": table(map[string]*node{
+				"enabled": leaf(kBool), "age": leaf(kDuration), "interval": leaf(kDuration), "dryrun": leaf(kBool),
+			}),
+			"readonly": table(map[string]*node{"enabled": leaf(kBool)}),
+		}),
+	})
+	// A driver option written straight under [registry.storage] means the
+	// driver table was forgotten: say that, not "did you mean".
+	n.hint = func(key string) string {
+		for _, d := range []string{"s3", "filesystem"} {
+			if _, ok := n.fields[d].fields[key]; ok {
+				return fmt.Sprintf("%q is a %s driver option, but this storage section names no driver: put it under [registry.storage.%s]", key, d, d)
+			}
+		}
+		return ""
+	}
+	return n
+}
+
+// settingsSchema derives the schema from the Settings struct's toml tags,
+// so the struct stays the single list of keys.
+func settingsSchema() *node {
+	root := schemaOf(reflect.TypeOf(Settings{}))
+	root.fields["registry"].fields["storage"] = storageSchema()
+	root.fields["migration"].fields["s3"] = s3Schema()
+	// Durations are strings in the struct; say so in the schema.
+	ep := root.fields["registry"].fields["notifications"].elem
+	ep.fields["timeout"] = leaf(kDuration)
+	ep.fields["backoff"] = leaf(kDuration)
+	return root
+}
+
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	headersType  = reflect.TypeOf(map[string][]string{})
+	portType     = reflect.TypeOf(Port(""))
+)
+
+func schemaOf(t reflect.Type) *node {
+	switch {
+	case t == durationType:
+		return leaf(kDuration)
+	case t == headersType:
+		return leaf(kHeaders)
+	case t == portType:
+		return leaf(kPort)
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return leaf(kString)
+	case reflect.Bool:
+		return leaf(kBool)
+	case reflect.Int, reflect.Int64:
+		return leaf(kInt)
+	case reflect.Float64:
+		return leaf(kFloat)
+	case reflect.Map:
+		return table(nil)
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.String {
+			return leaf(kStringList)
+		}
+		return &node{kind: kTableList, elem: schemaOf(t.Elem())}
+	case reflect.Struct:
+		n := table(map[string]*node{})
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			n.fields[name] = schemaOf(f.Type)
+		}
+		return n
+	}
+	panic(fmt.Sprintf("reconfigure: no schema for %s", t))
+}
+
+// check walks a decoded TOML value against the schema and reports every
+// unknown key and wrong type through report.
+func (n *node) check(v any, path []string, report func(path []string, msg string)) {
+	switch n.kind {
+	case kString:
+		if _, ok := v.(string); !ok {
+			report(path, wrongType(n.kind, v))
+		}
+	case kBool:
+		if _, ok := v.(bool); !ok {
+			report(path, wrongType(n.kind, v))
+		}
+	case kInt:
+		if _, ok := v.(int64); !ok {
+			report(path, wrongType(n.kind, v))
+		}
+	case kFloat:
+		switch v.(type) {
+		case int64, float64:
+		default:
+			report(path, wrongType(n.kind, v))
+		}
+	case kPort:
+		switch v.(type) {
+		case int64, string:
+		default:
+			report(path, wrongType(n.kind, v))
+		}
+	case kDuration:
+		s, ok := v.(string)
+		if !ok {
+			report(path, wrongType(n.kind, v))
+			return
+		}
+		if d, err := time.ParseDuration(s); err != nil || d < 0 {
+			report(path, fmt.Sprintf("%q is not a duration: use a number with a unit, such as \"500ms\", \"1s\" or \"24h\"", s))
+		}
+	case kStringList:
+		list, ok := v.([]any)
+		if !ok {
+			report(path, wrongType(n.kind, v))
+			return
+		}
+		for i, e := range list {
+			if _, ok := e.(string); !ok {
+				report(append(path, fmt.Sprint(i)), wrongType(kString, e))
+			}
+		}
+	case kHeaders:
+		m, ok := v.(map[string]any)
+		if !ok {
+			report(path, wrongType(n.kind, v))
+			return
+		}
+		for _, k := range sortedKeys(m) {
+			leaf(kStringList).check(m[k], append(path, k), report)
+		}
+	case kTable:
+		m, ok := v.(map[string]any)
+		if !ok {
+			report(path, wrongType(n.kind, v))
+			return
+		}
+		if n.fields == nil {
+			return
+		}
+		for _, k := range sortedKeys(m) {
+			child, known := n.fields[k]
+			if !known {
+				msg := ""
+				if n.hint != nil {
+					msg = n.hint(k)
+				}
+				if msg == "" {
+					msg = unknownKey(k, n.fields)
+				}
+				report(append(path, k), msg)
+				continue
+			}
+			child.check(m[k], append(path, k), report)
+		}
+	case kTableList:
+		list, ok := asTableList(v)
+		if !ok {
+			report(path, wrongType(n.kind, v))
+			return
+		}
+		for i, e := range list {
+			n.elem.check(e, append(path, fmt.Sprint(i)), report)
+		}
+	}
+}
+
+// asTableList accepts both [[x]] tables and x = [{...}, {...}].
+func asTableList(v any) ([]any, bool) {
+	switch l := v.(type) {
+	case []map[string]any:
+		out := make([]any, len(l))
+		for i := range l {
+			out[i] = l[i]
+		}
+		return out, true
+	case []any:
+		return l, true
+	}
+	return nil, false
+}
+
+func wrongType(want kind, got any) string {
+	return fmt.Sprintf("must be %s, not %s", want, tomlTypeName(got))
+}
+
+func tomlTypeName(v any) string {
+	switch x := v.(type) {
+	case string:
+		return fmt.Sprintf("the string %q", x)
+	case bool:
+		return fmt.Sprintf("the boolean %v", x)
+	case int64:
+		return fmt.Sprintf("the integer %d", x)
+	case float64:
+		return fmt.Sprintf("the number %v", x)
+	case map[string]any:
+		return "a table"
+	case []map[string]any, []any:
+		return "an array"
+	case time.Time:
+		return "a date"
+	}
+	return fmt.Sprintf("a %T", v)
+}
+
+func unknownKey(k string, known map[string]*node) string {
+	names := make([]string, 0, len(known))
+	for name := range known {
+		names = append(names, name)
+	}
+	if s := nearest(k, names); s != "" {
+		return fmt.Sprintf("unknown key (did you mean %q?)", s)
+	}
+	sort.Strings(names)
+	return fmt.Sprintf("unknown key (known keys here: %s)", strings.Join(names, ", "))
+}
+
+// nearest returns the known name closest to k by edit distance, when it is
+// close enough to be a likely typo.
+func nearest(k string, names []string) string {
+	best, bestD := "", len(k)/3+2
+	for _, n := range names {
+		lk, ln := strings.ToLower(k), strings.ToLower(n)
+		d := editDistance(lk, ln)
+		// An abbreviation ("rootdir" for "rootdirectory") is as good a hint
+		// as a typo.
+		if len(lk) >= 4 && strings.HasPrefix(ln, lk) {
+			d = min(d, 1)
+		}
+		if d < bestD || (d == bestD && best != "" && n < best) {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

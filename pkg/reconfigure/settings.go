@@ -1,0 +1,134 @@
+// Package reconfigure owns regctl.toml: its schema and defaults, validation
+// with file/key/line, the secrets kept beside it, and the rendering of the
+// registry's config.yml and GitLab's gitlab.yml from it.
+package reconfigure
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Settings is regctl.toml. Keys mirror omnibus gitlab.rb names so that an
+// omnibus admin can translate a gitlab.rb line by line:
+// registry['registry_http_addr'] becomes [registry] registry_http_addr.
+type Settings struct {
+	ExternalURL         string      `toml:"external_url"`
+	RegistryExternalURL string      `toml:"registry_external_url"`
+	DataDir             string      `toml:"data_dir"`
+	Registry            Registry    `toml:"registry"`
+	GitlabRails         GitlabRails `toml:"gitlab_rails"`
+	Migration           Migration   `toml:"migration"`
+}
+
+// Registry is the [registry] table: omnibus' registry['...'] keys.
+type Registry struct {
+	Enable                      bool   `toml:"enable"`
+	RegistryHTTPAddr            string `toml:"registry_http_addr"`
+	DebugAddr                   string `toml:"debug_addr"`
+	LogLevel                    string `toml:"log_level"`
+	LogFormatter                string `toml:"log_formatter"`
+	TokenRealm                  string `toml:"token_realm"`
+	HealthStoragedriverEnabled  bool   `toml:"health_storagedriver_enabled"`
+	CompatibilitySchema1Enabled bool   `toml:"compatibility_schema1_enabled"`
+	RelativeURLs                bool   `toml:"relative_urls"`
+	ValidationEnabled           bool   `toml:"validation_enabled"`
+	// RootCertBundle is where the token-signing certificate is written and
+	// what config.yml's auth.token.rootcertbundle names.
+	RootCertBundle string `toml:"rootcertbundle"`
+	// Secrets: when set here they win over regctl-secrets.json.
+	HTTPSecret          string `toml:"http_secret"`
+	InternalKey         string `toml:"internal_key"`
+	InternalCertificate string `toml:"internal_certificate"`
+	NotificationSecret  string `toml:"notification_secret"`
+	// Storage is Distribution's storage section, passed through as written
+	// (after validation against storageSchema) with omnibus' defaults added.
+	Storage         map[string]any  `toml:"storage"`
+	Notifications   []Notification  `toml:"notifications"`
+	CleanupPolicies []CleanupPolicy `toml:"cleanup_policies"`
+}
+
+// Notification is one [[registry.notifications]] endpoint.
+type Notification struct {
+	Name              string              `toml:"name"`
+	URL               string              `toml:"url"`
+	Disabled          bool                `toml:"disabled"`
+	Timeout           string              `toml:"timeout"`
+	Threshold         int                 `toml:"threshold"`
+	MaxRetries        int                 `toml:"maxretries"`
+	Backoff           string              `toml:"backoff"`
+	Headers           map[string][]string `toml:"headers"`
+	IgnoredMediaTypes []string            `toml:"ignoredmediatypes"`
+	Ignore            NotificationIgnore  `toml:"ignore"`
+}
+
+// NotificationIgnore filters events out of one endpoint.
+type NotificationIgnore struct {
+	MediaTypes []string `toml:"mediatypes"`
+	Actions    []string `toml:"actions"`
+}
+
+// CleanupPolicy is one [[registry.cleanup_policies]] entry (GitLab's
+// ContainerExpirationPolicy). Only its shape is checked here; the policy
+// engine lives in pkg/cleanup.
+type CleanupPolicy struct {
+	Name          string   `toml:"name"`
+	Repositories  []string `toml:"repositories"`
+	Enabled       bool     `toml:"enabled"`
+	KeepN         int      `toml:"keep_n"`
+	NameRegex     string   `toml:"name_regex"`
+	NameRegexKeep string   `toml:"name_regex_keep"`
+	OlderThan     string   `toml:"older_than"`
+}
+
+// GitlabRails is the [gitlab_rails] table: what GitLab's gitlab.yml gets.
+type GitlabRails struct {
+	RegistryEnabled                          bool   `toml:"registry_enabled"`
+	RegistryHost                             string `toml:"registry_host"`
+	RegistryPort                             Port   `toml:"registry_port"`
+	RegistryAPIURL                           string `toml:"registry_api_url"`
+	RegistryKeyPath                          string `toml:"registry_key_path"`
+	RegistryPath                             string `toml:"registry_path"`
+	RegistryIssuer                           string `toml:"registry_issuer"`
+	DefaultProjectsFeaturesContainerRegistry bool   `toml:"gitlab_default_projects_features_container_registry"`
+}
+
+// Migration is the [migration] table: the target of migrate-storage.
+type Migration struct {
+	S3 map[string]any `toml:"s3"`
+}
+
+// Defaults returns the settings an empty regctl.toml means.
+func Defaults() Settings {
+	return Settings{
+		ExternalURL: "http://localhost",
+		DataDir:     "/var/opt/regctl",
+		Registry: Registry{
+			Enable:                     true,
+			RegistryHTTPAddr:           "127.0.0.1:5000",
+			LogLevel:                   "info",
+			LogFormatter:               "text",
+			HealthStoragedriverEnabled: true,
+		},
+		GitlabRails: GitlabRails{
+			RegistryEnabled:                          true,
+			RegistryIssuer:                           "omnibus-gitlab-issuer",
+			DefaultProjectsFeaturesContainerRegistry: true,
+		},
+	}
+}
+
+// Port is a port number written either as 5050 or, as in gitlab.rb, "5050".
+type Port string
+
+// UnmarshalTOML accepts an integer or a string.
+func (p *Port) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		*p = Port(strconv.FormatInt(x, 10))
+	case string:
+		*p = Port(x)
+	default:
+		return fmt.Errorf("must be a port number, not %T", v)
+	}
+	return nil
+}
