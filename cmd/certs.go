@@ -83,11 +83,7 @@ It exits 0 only when every check passes.`,
   regctl certs verify -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			l, err := root.loadSettings()
-			if err != nil {
-				return err
-			}
-			in, err := reconfigure.VerifyPairInput(l, time.Now())
+			in, err := root.deployedPair()
 			if err != nil {
 				return err
 			}
@@ -141,11 +137,7 @@ func newCertsShowCmd(root *rootOpts) *cobra.Command {
   regctl certs show -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			l, err := root.loadSettings()
-			if err != nil {
-				return err
-			}
-			in, err := reconfigure.VerifyPairInput(l, time.Now())
+			in, err := root.deployedPair()
 			if err != nil {
 				return err
 			}
@@ -179,4 +171,13 @@ func newCertsShowCmd(root *rootOpts) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// deployedPair reads the certificate and key the registry and GitLab use.
+func (o *rootOpts) deployedPair() (certs.VerifyInput, error) {
+	l, err := o.loadSettings()
+	if err != nil {
+		return certs.VerifyInput{}, err
+	}
+	return reconfigure.VerifyPairInput(l, time.Now())
 }

@@ -1,6 +1,7 @@
 package fsutil
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,4 +59,33 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 		}
 		t.Errorf("folder holds %v, want %v", got, names)
 	}
+}
+
+func TestLockIsExclusiveAndReleased(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	unlock, err := Lock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lock(path); !errors.Is(err, ErrLocked) {
+		t.Errorf("second lock: %v, want ErrLocked", err)
+	}
+	unlock()
+	unlock2, err := Lock(path)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock2()
+}
+
+func TestRemoveStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yml")
+	for _, n := range []string{"config.yml", ".config.yml.tmp-123", ".config.yml.tmp-abc", ".other.tmp-1"} {
+		os.WriteFile(filepath.Join(dir, n), nil, 0o600)
+	}
+	if err := RemoveStaleTemps(path); err != nil {
+		t.Fatal(err)
+	}
+	assertOnly(t, dir, "config.yml", ".other.tmp-1")
 }

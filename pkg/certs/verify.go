@@ -394,18 +394,13 @@ func checkSecrets(in VerifyInput) Check {
 // surrounding text or whitespace do not count as a difference. Input with no
 // PEM block is compared as trimmed bytes.
 func normalisePEM(b []byte) []byte {
-	var out []byte
-	rest := b
-	for {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
-		}
-		out = append(out, pem.EncodeToMemory(blk)...)
-	}
-	if out == nil {
+	blocks, err := pemBlocks(b)
+	if err != nil {
 		return bytes.TrimSpace(b)
+	}
+	var out []byte
+	for _, blk := range blocks {
+		out = append(out, pem.EncodeToMemory(blk)...)
 	}
 	return out
 }

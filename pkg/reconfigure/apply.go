@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -116,6 +117,11 @@ func Run(l *Loaded, opts Options) (*Result, error) {
 		return res, nil
 	}
 
+	unlock, err := lockSettings(l)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	for _, d := range dirs {
 		if !slices.Contains(res.DirsCreated, d.Path) {
 			continue // an existing folder keeps the mode its admin gave it
@@ -129,6 +135,9 @@ func Run(l *Loaded, opts Options) (*Result, error) {
 		}
 	}
 	for i, f := range files {
+		if err := fsutil.RemoveStaleTemps(f.Path); err != nil {
+			return res, err
+		}
 		if res.Files[i].Change == Unchanged {
 			continue
 		}
@@ -237,4 +246,14 @@ func redactor(l *Loaded, sec *Secrets) func(string) string {
 		}
 		return s
 	}
+}
+
+// lockSettings keeps two regctl runs from writing the same files at once.
+// The lock file sits beside the settings file, which both runs share.
+func lockSettings(l *Loaded) (func(), error) {
+	unlock, err := fsutil.Lock(filepath.Join(l.Dir(), ".regctl.lock"))
+	if errors.Is(err, fsutil.ErrLocked) {
+		return nil, fmt.Errorf("another regctl command is changing these files (%w); try again when it is done", err)
+	}
+	return unlock, err
 }

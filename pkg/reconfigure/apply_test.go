@@ -380,3 +380,32 @@ func TestDistributionAcceptsRenderedConfig(t *testing.T) {
 		})
 	}
 }
+
+// A run killed mid-write leaves a temporary file; the next run removes it,
+// and a second concurrent run is refused rather than interleaved.
+func TestRunCleansUpAfterCrashAndRefusesConcurrentRun(t *testing.T) {
+	l := setup(t, "data_dir = \"data\"\n")
+	if _, err := Run(l, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	p := l.Resolve()
+	stale := filepath.Join(filepath.Dir(p.ConfigYML), ".config.yml.tmp-12345")
+	if err := os.WriteFile(stale, []byte("half a fi"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(l, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temporary file still there: %v", err)
+	}
+
+	unlock, err := lockSettings(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := Run(l, Options{}); err == nil || !strings.Contains(err.Error(), "another regctl command") {
+		t.Errorf("concurrent run: err = %v", err)
+	}
+}

@@ -36,6 +36,11 @@ func SetReadOnly(l *Loaded, on bool) (*Loaded, bool, error) {
 	if updated.Settings.ReadOnly() != on {
 		return nil, false, fmt.Errorf("edit %s: the edited file does not set read-only to %v; edit %s by hand", l.Path, on, keyString(ReadOnlyKey))
 	}
+	unlock, err := lockSettings(l)
+	if err != nil {
+		return nil, false, err
+	}
+	defer unlock()
 	// Write through a symlink to its target, keep the file's mode, and
 	// refuse if someone changed the file since it was read.
 	target, err := filepath.EvalSymlinks(l.Path)
