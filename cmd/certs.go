@@ -22,6 +22,10 @@ two do not belong together, every docker login fails with
 		Example: `  regctl certs verify
   regctl certs show
   regctl certs generate --force`,
+		// A group: without Args and RunE, cobra would answer a mistyped
+		// subcommand with help and exit 0.
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	c.AddCommand(newCertsGenerateCmd(root), newCertsVerifyCmd(root), newCertsShowCmd(root))
 	return c

@@ -20,6 +20,8 @@ refused. Restart a running registry to apply the rendered config.yml.`,
 		Example: `  regctl registry-readonly enable
   regctl registry-readonly status
   regctl registry-readonly disable`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	for _, on := range []bool{true, false} {
 		c.AddCommand(newReadonlySetCmd(root, on))

@@ -207,10 +207,19 @@ func unifiedDiff(path, old, cur string, created bool) string {
 		from = "/dev/null"
 	}
 	d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: difflib.SplitLines(old), B: difflib.SplitLines(cur),
+		A: splitLines(old), B: splitLines(cur),
 		FromFile: from, ToFile: "b" + path, Context: 3,
 	})
 	return d
+}
+
+// splitLines gives no lines for empty text, so a new file's hunk reads
+// "@@ -0,0 +1,N @@" and applies with patch or git apply.
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return difflib.SplitLines(s)
 }
 
 // redactor hides secret values (http secret, S3 credentials) in diffs.

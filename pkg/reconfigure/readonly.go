@@ -22,7 +22,8 @@ var ReadOnlyKey = []string{"registry", "storage", "maintenance", "readonly", "en
 // nothing. It returns the settings as now written and whether the file
 // changed.
 func SetReadOnly(l *Loaded, on bool) (*Loaded, bool, error) {
-	if l.IsSet(ReadOnlyKey...) && l.Settings.ReadOnly() == on {
+	// Off is the default: disabling an unset key changes nothing.
+	if l.Settings.ReadOnly() == on && (l.IsSet(ReadOnlyKey...) || !on) {
 		return l, false, nil
 	}
 	src, err := tomlsrc.Set(l.Source, ReadOnlyKey, strconv.FormatBool(on))
