@@ -87,9 +87,10 @@ func newReadonlySetCmd(root *rootOpts, on bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			reload := reloadDaemon(updated)
 			p := root.printer()
 			if root.json() {
-				return p.JSON(map[string]any{"read_only": on, "settings_changed": changed, "reconfigure": res})
+				return p.JSON(map[string]any{"read_only": on, "settings_changed": changed, "reconfigure": res, "reload": reload})
 			}
 			what := "unchanged (already " + use + "d)"
 			if changed {
@@ -99,9 +100,7 @@ func newReadonlySetCmd(root *rootOpts, on bool) *cobra.Command {
 			if err := printResult(p, res); err != nil {
 				return err
 			}
-			// The daemon issue adds live reload; until then the registry
-			// reads config.yml at start.
-			p.Text("Restart the registry for the change to take effect.")
+			reload.print(p)
 			return nil
 		},
 	}

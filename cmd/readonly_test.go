@@ -216,7 +216,7 @@ uploadpurging = { enabled = true, age = "168h" }
 			mustContain(t, "enable", r.stdout,
 				settings+": set registry.storage.maintenance.readonly.enabled = true",
 				renderedFiles(dir)["config.yml"]+" updated",
-				"Restart the registry")
+				"none running on this config")
 			got := readFile(t, settings)
 			if got != tt.after {
 				t.Errorf("settings after enable:\n%q\nwant\n%q", got, tt.after)

@@ -8,6 +8,7 @@ import (
 
 	"regctl/internal/ui"
 	"regctl/pkg/reconfigure"
+	"regctl/pkg/serve"
 )
 
 type reconfigureOpts struct {
@@ -45,7 +46,58 @@ func (o *reconfigureOpts) run(*cobra.Command, []string) error {
 	if err != nil {
 		return err
 	}
-	return printResult(o.printer(), res)
+	var reload reloadResult
+	if !o.dryRun {
+		reload = reloadDaemon(l)
+	}
+	p := o.printer()
+	if o.json() {
+		out := struct {
+			*reconfigure.Result
+			Reload *reloadResult `json:"reload,omitempty"`
+		}{Result: res}
+		if !o.dryRun {
+			out.Reload = &reload
+		}
+		return p.JSON(out)
+	}
+	if err := printResult(p, res); err != nil {
+		return err
+	}
+	if !o.dryRun {
+		reload.print(p)
+	}
+	return nil
+}
+
+// reloadResult is what happened when regctl told its daemon to reload.
+type reloadResult struct {
+	Config string `json:"config"`
+	PID    int    `json:"pid,omitempty"` // 0: no regctl serve runs on it
+	Error  string `json:"error,omitempty"`
+}
+
+// reloadDaemon tells a regctl serve running on the rendered config to
+// re-read it (SIGHUP): read-only mode and the log level change live.
+func reloadDaemon(l *reconfigure.Loaded) reloadResult {
+	r := reloadResult{Config: l.Resolve().ConfigYML}
+	pid, err := serve.SignalReload(r.Config)
+	r.PID = pid
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
+}
+
+func (r reloadResult) print(p *ui.Printer) {
+	switch {
+	case r.Error != "":
+		p.Line(ui.Warn, "regctl serve", "could not signal it: "+r.Error)
+	case r.PID != 0:
+		p.Line(ui.OK, "regctl serve", fmt.Sprintf("pid %d told to reload %s", r.PID, r.Config))
+	default:
+		p.Line(ui.Info, "regctl serve", "none running on this config; restart any other registry daemon to apply changes")
+	}
 }
 
 // printResult reports each file as created, updated or unchanged (and,

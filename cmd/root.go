@@ -82,6 +82,7 @@ GitLab's gitlab.yml, the token-signing key pair and maintenance.`,
 		newReconfigureCmd(o),
 		newCertsCmd(o),
 		newReadonlyCmd(o),
+		newServeCmd(o),
 	)
 	return root, o
 }

@@ -14,7 +14,7 @@ set -euo pipefail
 GO_TOOLS=(
 	"registry=github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
 	# "versitygw=github.com/versity/versitygw/cmd/versitygw@v1.8.0"
-	# "conformance=github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111"
+	"conformance=github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111"
 )
 
 # System tools from Debian: one line each, "<binary name>=<apt package>".

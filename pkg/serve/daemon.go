@@ -1,0 +1,211 @@
+// Package serve is the `regctl serve` process: it picks the config,
+// opens the storage, runs the registry API with its listener and
+// background jobs, reloads on SIGHUP and records its pid so that
+// reconfigure can tell it to reload.
+package serve
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"regctl/pkg/distconfig"
+	"regctl/pkg/registryd"
+	"regctl/pkg/storage"
+)
+
+// Daemon is `regctl serve`: a Server bound to its config, listener and
+// background jobs, able to reload what can change without a restart.
+type Daemon struct {
+	ConfigPath string // "" for the embedded default
+	server     *registryd.Server
+	cfg        *distconfig.Config
+	log        *slog.Logger
+	level      *slog.LevelVar
+	mu         sync.Mutex
+}
+
+// NewDaemon checks the config and builds the storage driver and server.
+// Settings that ask for protection regctl cannot give yet stop it here,
+// naming the key: serving without them would be serving unprotected.
+func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, level *slog.LevelVar) (*Daemon, error) {
+	if cfg.HTTP.Addr == "" {
+		return nil, errors.New("http.addr: the config names no address to listen on")
+	}
+	if err := refuseUnsupported(cfg, log); err != nil {
+		return nil, err
+	}
+	driver, err := NewDriver(cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if level != nil {
+		level.Set(LogLevel(cfg.Log.Level))
+	}
+	srv := registryd.New(registryd.Options{
+		Driver:           driver,
+		Log:              log,
+		DeleteEnabled:    cfg.Storage.DeleteEnabled,
+		ReadOnly:         cfg.Storage.ReadOnly,
+		RedirectDisabled: cfg.Storage.RedirectDisabled,
+		Headers:          cfg.HTTP.Headers,
+		RelativeURLs:     cfg.HTTP.RelativeURLs,
+	})
+	return &Daemon{ConfigPath: configPath, server: srv, cfg: cfg, log: log, level: level}, nil
+}
+
+// Server is the API handler, for tests and embedding.
+func (d *Daemon) Server() *registryd.Server { return d.server }
+
+// NewDriver opens the storage driver a config names.
+func NewDriver(st distconfig.Storage) (storage.Driver, error) {
+	switch st.Driver {
+	case "filesystem":
+		root, _ := st.Params["rootdirectory"].(string)
+		if root == "" {
+			root = "/var/lib/registry" // Distribution's default
+		}
+		return storage.NewFilesystem(root)
+	default:
+		return nil, fmt.Errorf("storage.%s: regctl serve supports the filesystem driver (s3 comes next); use CNCF Distribution for %q", st.Driver, st.Driver)
+	}
+}
+
+// refuseUnsupported fails closed on protection settings regctl does not
+// implement yet, and warns about features that are not active.
+func refuseUnsupported(cfg *distconfig.Config, log *slog.Logger) error {
+	var errs []string
+	for kind := range cfg.Auth {
+		errs = append(errs, fmt.Sprintf("auth.%s: authentication is not supported by regctl serve yet; refusing to serve without it (remove the auth section only if this registry may be open to everyone)", kind))
+	}
+	if len(cfg.HTTP.TLS.ClientCAs) > 0 {
+		errs = append(errs, "http.tls.clientcas: client certificate authentication is not supported yet")
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	if len(cfg.Notifications.Endpoints) > 0 {
+		log.Warn("notifications.endpoints: notifications are not sent yet by regctl serve; events are dropped")
+	}
+	if cfg.HTTP.Debug.Addr != "" {
+		log.Warn("http.debug: the debug server is not available yet in regctl serve")
+	}
+	return nil
+}
+
+// LogLevel maps Distribution's level names to slog levels.
+func LogLevel(name string) slog.Level {
+	switch strings.ToLower(name) {
+	case "debug", "trace":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error", "fatal", "panic":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// Reload re-reads the config file and applies what can change without a
+// restart: read-only mode and the log level. Requests in flight are not
+// interrupted. Anything else that changed is reported as needing a
+// restart.
+func (d *Daemon) Reload() error {
+	if d.ConfigPath == "" {
+		return errors.New("the embedded default config has no file to reload")
+	}
+	cfg, err := distconfig.Load(d.ConfigPath, d.log)
+	if err != nil {
+		return fmt.Errorf("reload: %w (keeping the running config)", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cfg.Storage.ReadOnly != d.server.ReadOnly() {
+		d.server.SetReadOnly(cfg.Storage.ReadOnly)
+		d.log.Info("read-only mode changed", "read_only", cfg.Storage.ReadOnly)
+	}
+	if d.level != nil && cfg.Log.Level != d.cfg.Log.Level {
+		d.level.Set(LogLevel(cfg.Log.Level))
+		d.log.Info("log level changed", "level", cfg.Log.Level)
+	}
+	if cfg.HTTP.Addr != d.cfg.HTTP.Addr || cfg.Storage.Driver != d.cfg.Storage.Driver ||
+		fmt.Sprint(cfg.Storage.Params) != fmt.Sprint(d.cfg.Storage.Params) {
+		d.log.Warn("config changes to http or storage need a restart to take effect")
+	}
+	d.cfg.Storage.ReadOnly, d.cfg.Log.Level = cfg.Storage.ReadOnly, cfg.Log.Level
+	return nil
+}
+
+// Run listens and serves until ctx ends, then drains requests in flight
+// for up to http.draintimeout before closing.
+func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
+	hc := d.cfg.HTTP
+	network := hc.Net
+	if network == "" {
+		network = "tcp"
+	}
+	if network == "unix" {
+		// A socket left by a crash would make Listen fail.
+		os.Remove(hc.Addr)
+	}
+	ln, err := net.Listen(network, hc.Addr)
+	if err != nil {
+		return fmt.Errorf("http.addr: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           d.server,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	if hc.TLS.Certificate != "" {
+		cert, err := tls.LoadX509KeyPair(hc.TLS.Certificate, hc.TLS.Key)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("http.tls: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	purge := d.cfg.Storage.UploadPurging
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	if purge.Enabled && !d.server.ReadOnly() {
+		go d.server.RunUploadPurger(bg, purge.Age, purge.Interval, purge.DryRun)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	d.log.Info("listening", "addr", ln.Addr().String(), "network", network, "tls", hc.TLS.Certificate != "",
+		"read_only", d.server.ReadOnly(), "storage", d.cfg.Storage.Driver)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	drain := hc.DrainTimeout
+	if drain <= 0 {
+		// http.draintimeout: 0 asks for Distribution's immediate close.
+		d.log.Info("shutting down without draining (http.draintimeout is 0)")
+		return srv.Close()
+	}
+	d.log.Info("shutting down: draining requests in flight", "timeout", drain)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("drain timed out after %s; closed remaining connections", drain)
+	}
+	return nil
+}

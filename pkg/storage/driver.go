@@ -1,0 +1,104 @@
+// Package storage is the storage driver interface shared by the registry
+// daemon, garbage collection and migration, with a filesystem driver and
+// the CNCF Distribution v2 path layout (see layout.go).
+//
+// Paths are driver paths: absolute, slash-separated, rooted at the
+// driver's root ("/docker/registry/v2/blobs/..."), as in Distribution, so
+// that a root written by either program is read by the other.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// ErrNotFound is wrapped by every driver error about a missing path.
+var ErrNotFound = errors.New("path not found")
+
+// ErrSkipDir tells Walk not to descend into the folder just visited.
+var ErrSkipDir = errors.New("skip this folder")
+
+// ErrInvalidOffset is wrapped by Reader errors for an offset below 0 or
+// beyond the file's size (an offset equal to the size reads nothing).
+var ErrInvalidOffset = errors.New("invalid offset")
+
+// ErrInvalidPath is wrapped by every driver error about a path that is
+// not a valid driver path (see CheckPath).
+var ErrInvalidPath = errors.New("invalid path")
+
+// NotFound builds the error drivers return for a missing path.
+func NotFound(path string) error { return fmt.Errorf("%s: %w", path, ErrNotFound) }
+
+// InvalidOffset builds the error Reader returns for an offset past the end.
+func InvalidOffset(path string, offset, size int64) error {
+	return fmt.Errorf("%s: %w %d (size %d)", path, ErrInvalidOffset, offset, size)
+}
+
+// FileInfo describes one path.
+type FileInfo struct {
+	Path    string
+	Size    int64
+	ModTime time.Time
+	IsDir   bool
+}
+
+// Driver stores files by path. Implementations must be safe for
+// concurrent use.
+type Driver interface {
+	// Name is the driver's name in config.yml ("filesystem", "s3").
+	Name() string
+	// GetContent reads a whole small file.
+	GetContent(ctx context.Context, path string) ([]byte, error)
+	// PutContent replaces a small file atomically: a reader sees the old
+	// content or the new, never a part.
+	PutContent(ctx context.Context, path string, content []byte) error
+	// Reader streams a file from offset.
+	Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error)
+	// Writer writes a file, appending to what is there when append is set.
+	// What it writes is only guaranteed to be at path after Commit.
+	Writer(ctx context.Context, path string, append bool) (FileWriter, error)
+	// Stat describes a file or folder.
+	Stat(ctx context.Context, path string) (FileInfo, error)
+	// List returns the full paths of the direct children of a folder.
+	List(ctx context.Context, path string) ([]string, error)
+	// Move renames src to dst, replacing dst, atomically where the
+	// backend allows.
+	Move(ctx context.Context, src, dst string) error
+	// Delete removes a file, or a folder and everything below it.
+	Delete(ctx context.Context, path string) error
+	// Walk calls fn for every file and folder below path, in lexical
+	// order. fn returning ErrSkipDir on a folder skips its contents.
+	Walk(ctx context.Context, path string, fn func(FileInfo) error) error
+}
+
+// FileWriter writes one file.
+type FileWriter interface {
+	io.WriteCloser
+	// Size is the file's size so far, including what was there on append.
+	Size() int64
+	// Cancel discards what was written.
+	Cancel(ctx context.Context) error
+	// Commit makes what was written durable and visible at the path.
+	Commit(ctx context.Context) error
+}
+
+// SeekableFile is a file that can serve HTTP ranges directly.
+type SeekableFile interface {
+	io.ReadSeekCloser
+}
+
+// Opener is implemented by drivers whose files can be opened for
+// seeking, so blob GETs are served with ranges and sendfile.
+type Opener interface {
+	Open(ctx context.Context, path string) (SeekableFile, FileInfo, error)
+}
+
+// Redirector is implemented by drivers that can send clients straight to
+// the backend (a presigned S3 URL).
+type Redirector interface {
+	RedirectURL(r *http.Request, path string) (string, error)
+}
