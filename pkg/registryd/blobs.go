@@ -33,20 +33,17 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 	etag := `"` + d.String() + `"`
 	h := w.Header()
 	h.Set("Docker-Content-Digest", d.String())
-	h.Set("ETag", etag)
-	h.Set("Cache-Control", blobCacheControl)
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Content-Type", "application/octet-stream")
-
 	// The content behind an ETag never changes, so a match is always fresh.
 	if etagListMatches(r.Header.Get("If-None-Match"), etag) {
-		h.Del("Content-Type")
+		h.Set("ETag", etag)
+		h.Set("Cache-Control", blobCacheControl)
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
 	if r.Method == http.MethodHead {
 		// Range is only defined for GET; HEAD describes the whole blob
 		// and never redirects, so clients can check existence cheaply.
+		setBlobHeaders(h, d)
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 		w.WriteHeader(http.StatusOK)
 		return nil
@@ -56,8 +53,6 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 	if rd, ok := s.driver.(storage.Redirector); ok && !s.opts.RedirectDisabled {
 		u, err := rd.RedirectURL(r, dataPath)
 		if err == nil && u != "" {
-			h.Del("Accept-Ranges")
-			h.Del("Content-Type")
 			h.Set("Location", u)
 			w.WriteHeader(http.StatusTemporaryRedirect)
 			return nil
@@ -87,29 +82,32 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 		if ranges == nil {
 			r.Header.Del("Range")
 		}
+		setBlobHeaders(h, d)
 		// ServeContent handles ranges (multipart too) and lets the
 		// runtime use sendfile for an *os.File. A zero modtime keeps
 		// Last-Modified out: the ETag already says everything.
 		http.ServeContent(w, r, "", time.Time{}, f)
 		return nil
 	}
-	return s.streamBlob(w, r, dataPath, size, ranges)
+	return s.streamBlob(w, r, d, size, ranges)
 }
 
 // streamBlob serves a blob through driver.Reader: the whole blob, or one
 // range. Several ranges are answered with the whole blob, which RFC 9110
 // allows and which keeps this path simple.
-func (s *Server) streamBlob(w http.ResponseWriter, r *http.Request, dataPath string, size int64, ranges []byteRange) error {
+func (s *Server) streamBlob(w http.ResponseWriter, r *http.Request, d digest.Digest, size int64, ranges []byteRange) error {
+	dataPath := storage.BlobDataPath(d)
 	start, length, status := int64(0), size, http.StatusOK
 	if len(ranges) == 1 {
 		start, length, status = ranges[0].start, ranges[0].length, http.StatusPartialContent
 	}
+	h := w.Header()
 	rc, err := s.driver.Reader(r.Context(), dataPath, start)
 	if err != nil {
 		return notFound(err, http.StatusNotFound, CodeBlobUnknown, "blob unknown to registry")
 	}
 	defer rc.Close()
-	h := w.Header()
+	setBlobHeaders(h, d)
 	h.Set("Content-Length", strconv.FormatInt(length, 10))
 	if status == http.StatusPartialContent {
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, size))
@@ -121,6 +119,16 @@ func (s *Server) streamBlob(w http.ResponseWriter, r *http.Request, dataPath str
 		s.log.Warn("blob download ended early", "path", dataPath, "sent", n, "of", length, "err", err)
 	}
 	return nil
+}
+
+// setBlobHeaders describes a blob in a response. They go only on answers
+// that carry or describe the blob: a year's Cache-Control on an error
+// would let a proxy keep the error.
+func setBlobHeaders(h http.Header, d digest.Digest) {
+	h.Set("ETag", `"`+d.String()+`"`)
+	h.Set("Cache-Control", blobCacheControl)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Type", "application/octet-stream")
 }
 
 // deleteBlob answers DELETE /v2/<name>/blobs/<digest>: it unlinks the blob

@@ -291,6 +291,9 @@ func TestBlobRanges(t *testing.T) {
 				if got := r.h.Get("Content-Range"); got != "bytes */100" {
 					t.Errorf("%s: Content-Range %q on 416", rng, got)
 				}
+				if r.h.Get("Cache-Control") != "" || r.h.Get("Etag") != "" {
+					t.Errorf("%s: a 416 carries the blob's caching headers", rng)
+				}
 			}
 			// A stale If-Range gets the whole blob.
 			r := e.do("GET", u, nil, "Range", "bytes=0-9", "If-Range", `"sha256:other"`)

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -41,8 +42,11 @@ var uploadIDRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab
 // carry (a stray "{}", say) before it is refused rather than read.
 const maxIgnoredBody = 4 << 10
 
-// copyBufferSize is the buffer for copying request bodies to storage.
+// copyBufferSize is the buffer for copying request bodies to storage;
+// buffers are pooled, since most blobs (configs) are small and frequent.
 const copyBufferSize = 256 << 10
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 
 // newUploadID makes a random (version 4) UUID.
 func newUploadID() string {
@@ -630,7 +634,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 // and h, and maps a body that is too short, too long or broken to a 400.
 func copyBody(fw io.Writer, h hash.Hash, body io.Reader, expected int64) (int64, error) {
 	br := &bodyReader{r: body, limit: expected}
-	n, err := io.CopyBuffer(io.MultiWriter(fw, h), br, make([]byte, copyBufferSize))
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	n, err := io.CopyBuffer(io.MultiWriter(fw, h), br, *buf)
 	if err == nil && expected >= 0 && n != expected {
 		br.err, err = errBodyShort, errBodyShort
 	}

@@ -248,6 +248,37 @@ func TestUploadChunked(t *testing.T) {
 	}
 }
 
+// TestUploadChunkBodyWrongSize streams chunks (no Content-Length) whose
+// body disagrees with their Content-Range. What arrived within the range
+// is kept, so the client resumes from the Range that GET reports.
+func TestUploadChunkBodyWrongSize(t *testing.T) {
+	e := newBlobEnv(t, nil)
+	data := randomBytes(t, 40)
+	d := digest.FromBytes(data)
+	stream := func(b []byte) io.Reader { return io.MultiReader(bytes.NewReader(b)) }
+
+	loc := e.startUpload("r")
+	// Too long: the excess never reaches storage.
+	e.expect(e.do("PATCH", loc, stream(data[:15]), "Content-Range", "0-9"), http.StatusBadRequest, CodeSizeInvalid)
+	r := e.do("GET", loc, nil)
+	if r.h.Get("Range") != "0-9" {
+		t.Fatalf("after a too-long chunk: Range %q, want 0-9", r.h.Get("Range"))
+	}
+	// Too short: the bytes that came are kept.
+	e.expect(e.do("PATCH", loc, stream(data[10:15]), "Content-Range", "10-19"), http.StatusBadRequest, CodeSizeInvalid)
+	r = e.do("GET", loc, nil)
+	if r.h.Get("Range") != "0-14" {
+		t.Fatalf("after a short chunk: Range %q, want 0-14", r.h.Get("Range"))
+	}
+	// Resuming there gives the right blob: the hash state of a partial
+	// chunk was not saved, so those bytes are re-hashed.
+	e.expect(e.do("PATCH", loc, data[15:30], "Content-Range", "15-29"), http.StatusAccepted, "")
+	e.expect(e.do("PUT", loc+"?digest="+d.String(), data[30:], "Content-Range", "30-39"), http.StatusCreated, "")
+	if got := e.do("GET", "/v2/r/blobs/"+d.String(), nil); !bytes.Equal(got.body, data) {
+		t.Errorf("pulled bytes differ")
+	}
+}
+
 func TestUploadStreamed(t *testing.T) {
 	e := newBlobEnv(t, nil)
 	data := randomBytes(t, 3<<20)
