@@ -30,7 +30,7 @@ SIGHUP re-reads the config: read-only mode and the log level change without
 a restart. SIGTERM or Ctrl-C drains requests in flight (http.draintimeout).`,
 		Example: `  regctl serve                                   # embedded default, or the rendered config
   regctl serve /var/opt/regctl/registry/config.yml
-  kill -HUP $(cat /var/opt/regctl/registry/regctl-serve.pid)   # reload`,
+  kill -HUP $(cat /var/opt/regctl/registry/config.yml.pid)   # reload`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: o.run,
 	}

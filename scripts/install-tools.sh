@@ -13,7 +13,7 @@ set -euo pipefail
 # The binary name must be the last element of the package path (go install's rule).
 GO_TOOLS=(
 	"registry=github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
-	# "versitygw=github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+	"versitygw=github.com/versity/versitygw/cmd/versitygw@v1.8.0"
 	"conformance=github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111"
 )
 

@@ -1,5 +1,5 @@
 // Package testtools finds and runs the real programs regctl's tests use
-// (CNCF Distribution, and later an S3 server and the OCI conformance suite)
+// (CNCF Distribution, the versitygw S3 server, the OCI conformance suite)
 // instead of mocks.
 //
 // Tools are installed into <repo>/.tools/bin by scripts/install-tools.sh.

@@ -397,9 +397,10 @@ const (
 
 // driverParams are the parameters regctl's drivers read, with their types:
 // the s3 list is Distribution's s3 driver plus GitLab's pathstyle and
-// maxrequestspersecond, the same list `regctl reconfigure` accepts. Add a
-// parameter here when a driver starts reading it. Drivers missing from
-// this table keep whatever parameters they are given.
+// maxrequestspersecond and regctl's checksum, the same list `regctl
+// reconfigure` accepts. Add a parameter here when a driver starts reading
+// it. Drivers missing from this table keep whatever parameters they are
+// given.
 var driverParams = map[string]map[string]paramKind{
 	"filesystem": {"rootdirectory": paramString, "maxthreads": paramInt},
 	"inmemory":   {},
@@ -415,6 +416,7 @@ var driverParams = map[string]map[string]paramKind{
 		"rootdirectory":        paramString, "storageclass": paramString, "objectacl": paramString,
 		"loglevel": paramString, "useragent": paramString,
 		"usedualstack": paramBool, "accelerate": paramBool,
+		"checksum": paramString,
 	},
 }
 

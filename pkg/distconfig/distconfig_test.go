@@ -448,6 +448,11 @@ func TestParseAccepts(t *testing.T) {
 				t.Errorf("draintimeout = %v", c.HTTP.DrainTimeout)
 			}
 		}},
+		{"s3 checksum kept", "version: 0.1\nstorage:\n  s3:\n    bucket: b\n    region: r\n    checksum: when_supported\n", func(t *testing.T, c *Config) {
+			if c.Storage.Params["checksum"] != "when_supported" {
+				t.Errorf("s3 params = %v, want checksum kept", c.Storage.Params)
+			}
+		}},
 		{"draintimeout default", minimal, func(t *testing.T, c *Config) {
 			if c.HTTP.DrainTimeout != DefaultDrainTimeout || c.HTTP.Net != "tcp" {
 				t.Errorf("draintimeout, net = %v, %q", c.HTTP.DrainTimeout, c.HTTP.Net)

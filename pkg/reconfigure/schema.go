@@ -42,7 +42,8 @@ func table(fields map[string]*node) *node { return &node{kind: kTable, fields: f
 func leaf(k kind) *node                   { return &node{kind: k} }
 
 // s3Schema lists the keys of Distribution's s3 driver plus GitLab's
-// additions (pathstyle, maxrequestspersecond). Shared by
+// additions (pathstyle, maxrequestspersecond) and regctl's checksum
+// (when_required or when_supported: the SDK's checksum mode). Shared by
 // [registry.storage.s3] and [migration.s3].
 func s3Schema() *node {
 	return table(map[string]*node{
@@ -57,6 +58,7 @@ func s3Schema() *node {
 		"rootdirectory":        leaf(kString), "storageclass": leaf(kString), "objectacl": leaf(kString),
 		"loglevel": leaf(kString), "useragent": leaf(kString),
 		"usedualstack": leaf(kBool), "accelerate": leaf(kBool),
+		"checksum": leaf(kString),
 	})
 }
 

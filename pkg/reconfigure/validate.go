@@ -192,6 +192,11 @@ func validateS3(ps *problems, s3 map[string]any, path []string) {
 			ps.add(at("keyid"), "is set but encrypt is not true: objects would be stored without SSE-KMS; set encrypt = true")
 		}
 	}
+	if cs, ok := s3["checksum"].(string); ok && cs != "when_required" && cs != "when_supported" {
+		// when_required is the default: several S3-compatible servers
+		// reject the CRC32 checksums the SDK otherwise adds.
+		ps.add(at("checksum"), "%q must be \"when_required\" (the default) or \"when_supported\"", cs)
+	}
 	ps1, has1 := s3["pathstyle"].(bool)
 	ps2, has2 := s3["forcepathstyle"].(bool)
 	if has1 && has2 && ps1 != ps2 {

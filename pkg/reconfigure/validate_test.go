@@ -144,6 +144,11 @@ registry_api_url = "registry:5000"
 			},
 		},
 		{
+			name: "s3 checksum mode",
+			src:  "[registry.storage.s3]\nbucket = \"b\"\nregion = \"r\"\nchecksum = \"always\"\n[migration.s3]\nbucket = \"b\"\nregion = \"r\"\nchecksum = \"when_supported\"\n",
+			want: []wantProblem{{4, "registry.storage.s3.checksum", `"always" must be "when_required" (the default) or "when_supported"`}},
+		},
+		{
 			name: "key pair given half, and cleanup policy regex",
 			src: `[registry]
 internal_key = "-----BEGIN RSA PRIVATE KEY-----"

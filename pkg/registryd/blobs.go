@@ -49,6 +49,16 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 		return nil
 	}
 
+	// Ranges are checked first, for both paths: an unsatisfiable one
+	// always answers with the OCI error envelope, never a redirect to a
+	// backend that would answer it differently, nor the plain text
+	// http.ServeContent would write.
+	ranges, err := parseRange(r.Header.Get("Range"), size)
+	if err != nil {
+		h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+		return newError(http.StatusRequestedRangeNotSatisfiable, CodeRangeInvalid, err.Error())
+	}
+
 	dataPath := storage.BlobDataPath(d)
 	if rd, ok := s.driver.(storage.Redirector); ok && !s.opts.RedirectDisabled {
 		u, err := rd.RedirectURL(r, dataPath)
@@ -61,14 +71,6 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 		s.log.Warn("blob redirect failed; serving the blob directly", "digest", d, "err", err)
 	}
 
-	// Ranges are checked here for both paths, so an unsatisfiable one
-	// always answers with the OCI error envelope rather than the plain
-	// text http.ServeContent would write.
-	ranges, err := parseRange(r.Header.Get("Range"), size)
-	if err != nil {
-		h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
-		return newError(http.StatusRequestedRangeNotSatisfiable, CodeRangeInvalid, err.Error())
-	}
 	if ir := r.Header.Get("If-Range"); ir != "" && ir != etag {
 		ranges = nil // the client's copy is another blob: send it all
 	}

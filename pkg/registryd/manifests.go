@@ -103,6 +103,56 @@ func parseStoredManifest(b []byte) (*manifestDoc, error) {
 	return &m, nil
 }
 
+// mediaTypeMemo maps the bytes of stored manifests to the media type
+// they are served as, so that a manifest pulled again and again is parsed
+// once rather than on every GET (parsing was the largest cost of a GET
+// after the file reads). It is keyed by the content itself, which is
+// immutable, so an entry can never be stale; and it is only consulted
+// with bytes just read from storage, so it never tells whether a
+// manifest exists: a deleted manifest is not found before the memo is
+// asked. Bounded; when full it starts over.
+type mediaTypeMemo struct {
+	mu    sync.Mutex
+	m     map[string]string
+	bytes int
+}
+
+const (
+	memoMaxBody  = 64 << 10 // larger manifests are parsed every time
+	memoMaxBytes = 16 << 20 // the memo's budget for keys
+)
+
+// of returns the media type body is served as: its mediaType, or what its
+// shape says, or, for bytes that do not parse, the image manifest type and
+// the error (not remembered, so each GET logs it).
+func (c *mediaTypeMemo) of(body []byte) (string, error) {
+	if len(body) <= memoMaxBody {
+		c.mu.Lock()
+		mt, ok := c.m[string(body)]
+		c.mu.Unlock()
+		if ok {
+			return mt, nil
+		}
+	}
+	m, err := parseStoredManifest(body)
+	if err != nil {
+		return ocispec.MediaTypeImageManifest, err
+	}
+	mt := m.mediaType()
+	if len(body) <= memoMaxBody {
+		c.mu.Lock()
+		if c.m == nil || c.bytes+len(body) > memoMaxBytes {
+			c.m, c.bytes = map[string]string{}, 0
+		}
+		if _, ok := c.m[string(body)]; !ok {
+			c.m[string(body)] = mt
+			c.bytes += len(body)
+		}
+		c.mu.Unlock()
+	}
+	return mt, nil
+}
+
 func manifestInvalid(msg string, detail any) error {
 	e := newError(http.StatusBadRequest, CodeManifestInvalid, msg)
 	if detail != nil {
@@ -440,11 +490,9 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref s
 	} else if err != nil {
 		return err
 	}
-	mt := ocispec.MediaTypeImageManifest
-	if m, err := parseStoredManifest(body); err != nil {
+	mt, err := s.mediaTypes.of(body)
+	if err != nil {
 		s.log.Warn("serving unparsable manifest", "repository", name, "digest", d, "err", err)
-	} else {
-		mt = m.mediaType()
 	}
 	if !accepts(r.Header.Values("Accept"), mt) {
 		return newError(http.StatusNotFound, CodeManifestUnknown,
@@ -475,19 +523,29 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref s
 func accepts(headers []string, mt string) bool {
 	listed := false
 	for _, h := range headers {
-		for _, part := range strings.Split(h, ",") {
+		for part := range strings.SplitSeq(h, ",") {
 			part = strings.TrimSpace(part)
 			if part == "" {
 				continue
 			}
-			t, params, err := mime.ParseMediaType(part)
-			if err != nil {
-				t, _, _ = strings.Cut(part, ";")
-				t = strings.ToLower(strings.TrimSpace(t))
-			}
-			if q, ok := params["q"]; ok {
-				if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
-					continue // explicitly refused
+			var t string
+			if !strings.Contains(part, ";") {
+				// No parameters, so no q: the type is all there is, and
+				// mime.ParseMediaType (and its map) would only lower-case
+				// it, valid or not.
+				t = strings.ToLower(part)
+			} else {
+				var params map[string]string
+				var err error
+				t, params, err = mime.ParseMediaType(part)
+				if err != nil {
+					t, _, _ = strings.Cut(part, ";")
+					t = strings.ToLower(strings.TrimSpace(t))
+				}
+				if q, ok := params["q"]; ok {
+					if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
+						continue // explicitly refused
+					}
 				}
 			}
 			if strings.Contains(t, "*") || t == mt {

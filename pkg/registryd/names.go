@@ -2,33 +2,90 @@ package registryd
 
 import (
 	"net/http"
-	"regexp"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
-)
-
-// The grammar of the OCI distribution spec. Checking names against it is
-// also what keeps "..", a leading "/" or "%2e" from reaching the storage.
-var (
-	nameRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
-	tagRE  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 )
 
 // maxNameLength is Distribution's limit on a repository name.
 const maxNameLength = 255
 
+// validName reports whether name fits the OCI distribution spec's grammar
+//
+//	[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
+//
+// Checking names against it is also what keeps "..", a leading "/" or
+// "%2e" from reaching the storage. (names_test.go checks it against the
+// regular expression; by hand it costs no regexp on every request.)
+func validName(name string) bool {
+	for rest, more := name, true; more; {
+		var comp string
+		comp, rest, more = strings.Cut(rest, "/")
+		if !validNameComponent(comp) {
+			return false
+		}
+	}
+	return true
+}
+
+// validNameComponent matches [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*.
+func validNameComponent(c string) bool {
+	i := 0
+	for {
+		start := i
+		for i < len(c) && (c[i] >= 'a' && c[i] <= 'z' || c[i] >= '0' && c[i] <= '9') {
+			i++
+		}
+		if i == start {
+			return false // an empty component, or a separator not between alphanumerics
+		}
+		if i == len(c) {
+			return true
+		}
+		switch c[i] {
+		case '.':
+			i++
+		case '_':
+			i++
+			if i < len(c) && c[i] == '_' {
+				i++
+			}
+		case '-':
+			for i < len(c) && c[i] == '-' {
+				i++
+			}
+		default:
+			return false
+		}
+	}
+}
+
+// validTag matches [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}.
+func validTag(tag string) bool {
+	if len(tag) == 0 || len(tag) > 128 || tag[0] == '.' || tag[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(tag); i++ {
+		c := tag[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func checkName(name string) error {
 	if len(name) > maxNameLength {
 		return newError(http.StatusBadRequest, CodeNameInvalid, "repository name longer than 255 characters")
 	}
-	if !nameRE.MatchString(name) {
+	if !validName(name) {
 		return newError(http.StatusBadRequest, CodeNameInvalid, "invalid repository name").withDetail(map[string]string{"name": name})
 	}
 	return nil
 }
 
 func checkTag(tag string) error {
-	if !tagRE.MatchString(tag) {
+	if !validTag(tag) {
 		return newError(http.StatusBadRequest, CodeTagInvalid, "invalid tag").withDetail(map[string]string{"tag": tag})
 	}
 	return nil
@@ -36,11 +93,30 @@ func checkTag(tag string) error {
 
 // parseDigest accepts sha256 and sha512 digests in canonical form.
 func parseDigest(s string) (digest.Digest, error) {
+	if isCanonicalSHA256(s) {
+		return digest.Digest(s), nil
+	}
 	d, err := digest.Parse(s)
 	if err != nil || (d.Algorithm() != digest.SHA256 && d.Algorithm() != digest.SHA512) {
 		return "", newError(http.StatusBadRequest, CodeDigestInvalid, "invalid or unsupported digest").withDetail(map[string]string{"digest": s})
 	}
 	return d, nil
+}
+
+// isCanonicalSHA256 reports whether s is "sha256:" and 64 lowercase hex
+// digits: exactly the sha256 digests digest.Parse accepts, recognised
+// without its regexp. Nearly every digest a registry parses is one.
+func isCanonicalSHA256(s string) bool {
+	const prefix = "sha256:"
+	if len(s) != len(prefix)+64 || s[:len(prefix)] != prefix {
+		return false
+	}
+	for i := len(prefix); i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // isDigest tells a manifest reference that is a digest from a tag.

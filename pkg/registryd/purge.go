@@ -131,6 +131,13 @@ func (s *Server) RunUploadPurger(ctx context.Context, age, interval time.Duratio
 			return
 		case <-t.C:
 		}
+		if s.ReadOnly() {
+			// Purging deletes: read-only maintenance (GC, migration)
+			// must see the storage hold still.
+			s.log.Info("upload purge skipped: read-only mode")
+			t.Reset(interval)
+			continue
+		}
 		start := time.Now()
 		n, err := s.PurgeUploads(ctx, age, dryRun)
 		if ctx.Err() != nil {

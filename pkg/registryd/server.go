@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync/atomic"
 
@@ -39,6 +38,9 @@ type Server struct {
 	log      *slog.Logger
 	readOnly atomic.Bool
 	locks    keyedMutex
+	// mediaTypes remembers what stored manifest bytes parse to; see
+	// mediaTypeMemo for why it is no existence cache.
+	mediaTypes mediaTypeMemo
 }
 
 // New makes a Server.
@@ -50,6 +52,9 @@ func New(opts Options) *Server {
 	s.readOnly.Store(opts.ReadOnly)
 	return s
 }
+
+// Driver is the storage the server works on.
+func (s *Server) Driver() storage.Driver { return s.driver }
 
 // SetReadOnly switches read-only maintenance mode; requests already
 // running finish, new writes are refused.
@@ -80,17 +85,51 @@ const (
 )
 
 // Repository names may contain slashes, so routes are matched on their
-// suffix; the rest is the name. Order matters: uploads before blobs.
-var routes = []struct {
-	re   *regexp.Regexp
-	kind routeKind
-}{
-	{regexp.MustCompile(`^(.+)/tags/list$`), routeTags},
-	{regexp.MustCompile(`^(.+)/manifests/([^/]+)$`), routeManifest},
-	{regexp.MustCompile(`^(.+)/blobs/uploads/?$`), routeUploads},
-	{regexp.MustCompile(`^(.+)/blobs/uploads/([^/]+)$`), routeUpload},
-	{regexp.MustCompile(`^(.+)/blobs/([^/]+)$`), routeBlob},
-	{regexp.MustCompile(`^(.+)/referrers/([^/]+)$`), routeReferrers},
+// suffix; the rest is the name, which must be non-empty and hold no
+// newline. Order matters: uploads before blobs. Each route is what the
+// regular expression in its comment matches (server_test.go checks the
+// parser against them); matching by hand keeps regexps off the path of
+// every request.
+func matchRoute(rest string) (kind routeKind, name, last string, ok bool) {
+	// `^(.+)/tags/list$`
+	if n, found := strings.CutSuffix(rest, "/tags/list"); found && validRouteName(n) {
+		return routeTags, n, "", true
+	}
+	slash := strings.LastIndexByte(rest, '/')
+	if slash < 0 {
+		return 0, "", "", false
+	}
+	prefix, seg := rest[:slash], rest[slash+1:]
+	// `^(.+)/manifests/([^/]+)$`
+	if n, found := strings.CutSuffix(prefix, "/manifests"); found && seg != "" && validRouteName(n) {
+		return routeManifest, n, seg, true
+	}
+	// `^(.+)/blobs/uploads/?$`
+	if n, found := strings.CutSuffix(rest, "/blobs/uploads"); found && validRouteName(n) {
+		return routeUploads, n, "", true
+	}
+	if n, found := strings.CutSuffix(rest, "/blobs/uploads/"); found && validRouteName(n) {
+		return routeUploads, n, "", true
+	}
+	// `^(.+)/blobs/uploads/([^/]+)$`
+	if n, found := strings.CutSuffix(prefix, "/blobs/uploads"); found && seg != "" && validRouteName(n) {
+		return routeUpload, n, seg, true
+	}
+	// `^(.+)/blobs/([^/]+)$`
+	if n, found := strings.CutSuffix(prefix, "/blobs"); found && seg != "" && validRouteName(n) {
+		return routeBlob, n, seg, true
+	}
+	// `^(.+)/referrers/([^/]+)$`
+	if n, found := strings.CutSuffix(prefix, "/referrers"); found && seg != "" && validRouteName(n) {
+		return routeReferrers, n, seg, true
+	}
+	return 0, "", "", false
+}
+
+// validRouteName is the `(.+)` of a route: "." matches anything but a
+// newline. The name grammar is checked later, with its own error.
+func validRouteName(n string) bool {
+	return n != "" && strings.IndexByte(n, '\n') < 0
 }
 
 func parseRoute(path string) (route, bool) {
@@ -104,28 +143,25 @@ func parseRoute(path string) (route, bool) {
 	if !ok {
 		return route{}, false
 	}
-	for _, rt := range routes {
-		m := rt.re.FindStringSubmatch(rest)
-		if m == nil {
-			continue
-		}
-		r := route{kind: rt.kind, name: m[1]}
-		if len(m) > 2 {
-			// A reference may arrive escaped ("sha256%3A..."); the name
-			// stays raw so its check sees what the client sent.
-			last, err := url.PathUnescape(m[2])
-			if err != nil {
-				return route{}, false
-			}
-			if rt.kind == routeUpload {
-				r.uploadID = last
-			} else {
-				r.ref = last
-			}
-		}
-		return r, true
+	kind, name, last, ok := matchRoute(rest)
+	if !ok {
+		return route{}, false
 	}
-	return route{}, false
+	r := route{kind: kind, name: name}
+	if kind == routeManifest || kind == routeUpload || kind == routeBlob || kind == routeReferrers {
+		// A reference may arrive escaped ("sha256%3A..."); the name
+		// stays raw so its check sees what the client sent.
+		last, err := url.PathUnescape(last)
+		if err != nil {
+			return route{}, false
+		}
+		if kind == routeUpload {
+			r.uploadID = last
+		} else {
+			r.ref = last
+		}
+	}
+	return r, true
 }
 
 // writeMethods are refused in read-only mode.

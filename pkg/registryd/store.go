@@ -23,7 +23,11 @@ func (s *Server) readLink(ctx context.Context, path string) (digest.Digest, erro
 	if err != nil {
 		return "", err
 	}
-	d, err := digest.Parse(strings.TrimSpace(string(b)))
+	str := strings.TrimSpace(string(b))
+	if isCanonicalSHA256(str) {
+		return digest.Digest(str), nil
+	}
+	d, err := digest.Parse(str)
 	if err != nil {
 		s.log.Warn("ignoring corrupt link file", "path", path, "size", len(b))
 		return "", storage.NotFound(path)

@@ -193,7 +193,7 @@ func (s *Server) patchUpload(w http.ResponseWriter, r *http.Request, name, id st
 	if err := s.checkUpload(ctx, name, id); err != nil {
 		return err
 	}
-	size, _, err := s.appendChunk(w, r, name, id)
+	size, _, err := s.appendChunk(w, r, name, id, false)
 	if err != nil {
 		return err
 	}
@@ -222,11 +222,16 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, name, id s
 		h    hash.Hash
 	)
 	if r.ContentLength != 0 {
-		if size, h, err = s.appendChunk(w, r, name, id); err != nil {
+		if size, h, err = s.appendChunk(w, r, name, id, true); err != nil {
 			return err
 		}
-	} else if size, err = s.uploadSize(ctx, name, id); err != nil {
-		return err
+	} else {
+		if size, err = s.uploadSize(ctx, name, id); err != nil {
+			return err
+		}
+		if err := s.commitUploadData(ctx, name, id); err != nil {
+			return err
+		}
 	}
 
 	dataPath := storage.UploadDataPath(name, id)
@@ -330,7 +335,7 @@ func (s *Server) uploadSize(ctx context.Context, repo, id string) (int64, error)
 // are a correct prefix): the client learns the offset to resume from with
 // GET, as the spec intends. Cancelling instead would drop the whole
 // upload, since a driver's Cancel removes the file, not just this chunk.
-func (s *Server) appendChunk(w http.ResponseWriter, r *http.Request, repo, id string) (int64, hash.Hash, error) {
+func (s *Server) appendChunk(w http.ResponseWriter, r *http.Request, repo, id string, final bool) (int64, hash.Hash, error) {
 	ctx := r.Context()
 	dataPath := storage.UploadDataPath(repo, id)
 	size, hasData := int64(0), true
@@ -377,25 +382,31 @@ func (s *Server) appendChunk(w http.ResponseWriter, r *http.Request, repo, id st
 		return 0, nil, s.rangeInvalid(w, r, repo, id, fw.Size(), "the upload changed while this chunk was being sent")
 	}
 	if _, err := copyBody(fw, h, r.Body, expected); err != nil {
-		// Keep what arrived; the hash state is not saved, so the next
-		// request re-hashes those bytes from the last saved state.
-		if cerr := fw.Commit(context.WithoutCancel(ctx)); cerr != nil {
-			fw.Close()
-		}
+		// Keep what arrived, durably: the client resumes from the offset
+		// GET reports. The hash state is not saved, so the next request
+		// re-hashes those bytes from the last saved state where the
+		// driver can read an unfinished file (the filesystem can; S3
+		// cannot, and that upload must start over).
+		fw.Close()
 		return 0, nil, err
 	}
-	if err := fw.Commit(ctx); err != nil {
-		fw.Close()
+	// Close keeps the file open for the next chunk, possibly on another
+	// node; only the last chunk commits it.
+	end := fw.Close
+	if final {
+		end = func() error { return fw.Commit(ctx) }
+	}
+	if err := end(); err != nil {
 		return 0, nil, err
 	}
 	newSize := fw.Size()
 	if newSize != size {
+		// Without its hash state the next chunk would have to re-read
+		// unfinished data, which S3 cannot: fail this chunk instead.
 		if err := s.saveHashState(ctx, repo, id, newSize, h); err != nil {
-			// Not fatal: the next request re-hashes from an older state.
-			s.log.Warn("saving upload hash state failed", "repository", repo, "upload", id, "err", err)
-		} else {
-			s.dropHashStates(ctx, repo, id, func(off int64) bool { return off != newSize })
+			return 0, nil, fmt.Errorf("saving upload hash state: %w", err)
 		}
+		s.dropHashStates(ctx, repo, id, func(off int64) bool { return off != newSize })
 	}
 	return newSize, h, nil
 }
@@ -526,6 +537,25 @@ func (s *Server) hashData(ctx context.Context, p string, from, to int64, h hash.
 	defer rc.Close()
 	if _, err := io.CopyN(h, rc, to-from); err != nil {
 		return fmt.Errorf("hashing %s: %w", p, err)
+	}
+	return nil
+}
+
+// commitUploadData finishes an upload's data file when the last request
+// brought no bytes: a file written in several sessions is only complete
+// (and, on S3, readable and movable) after Commit.
+func (s *Server) commitUploadData(ctx context.Context, repo, id string) error {
+	p := storage.UploadDataPath(repo, id)
+	fw, err := s.driver.Writer(ctx, p, true)
+	if errors.Is(err, storage.ErrNotFound) {
+		fw, err = s.driver.Writer(ctx, p, false) // an empty upload
+	}
+	if err != nil {
+		return err
+	}
+	if err := fw.Commit(ctx); err != nil {
+		fw.Close()
+		return err
 	}
 	return nil
 }

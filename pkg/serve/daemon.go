@@ -31,6 +31,8 @@ type Daemon struct {
 	log        *slog.Logger
 	level      *slog.LevelVar
 	mu         sync.Mutex
+	// fatal stops Run when a reload must not be served.
+	fatal chan error
 }
 
 // NewDaemon checks the config and builds the storage driver and server.
@@ -59,7 +61,7 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		Headers:          cfg.HTTP.Headers,
 		RelativeURLs:     cfg.HTTP.RelativeURLs,
 	})
-	return &Daemon{ConfigPath: configPath, server: srv, cfg: cfg, log: log, level: level}, nil
+	return &Daemon{ConfigPath: configPath, server: srv, cfg: cfg, log: log, level: level, fatal: make(chan error, 1)}, nil
 }
 
 // Server is the API handler, for tests and embedding.
@@ -74,8 +76,15 @@ func NewDriver(st distconfig.Storage) (storage.Driver, error) {
 			root = "/var/lib/registry" // Distribution's default
 		}
 		return storage.NewFilesystem(root)
+	case "s3":
+		// NewS3 checks the bucket, bounded by its own timeout.
+		d, err := storage.NewS3(context.Background(), st.Params)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return d, nil
 	default:
-		return nil, fmt.Errorf("storage.%s: regctl serve supports the filesystem driver (s3 comes next); use CNCF Distribution for %q", st.Driver, st.Driver)
+		return nil, fmt.Errorf("storage.%s: regctl serve supports the filesystem and s3 drivers; use CNCF Distribution for %q", st.Driver, st.Driver)
 	}
 }
 
@@ -126,6 +135,16 @@ func (d *Daemon) Reload() error {
 	if err != nil {
 		return fmt.Errorf("reload: %w (keeping the running config)", err)
 	}
+	if err := refuseUnsupported(cfg, d.log); err != nil {
+		// The new config asks for protection this daemon cannot give:
+		// fail closed by stopping rather than serving on unprotected.
+		err = fmt.Errorf("reload: %w; stopping", err)
+		select {
+		case d.fatal <- err:
+		default:
+		}
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if cfg.Storage.ReadOnly != d.server.ReadOnly() {
@@ -160,7 +179,9 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}
+	var conns connTracker
 	srv := &http.Server{
+		ConnState:         conns.track,
 		Handler:           d.server,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
@@ -178,8 +199,12 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 	purge := d.cfg.Storage.UploadPurging
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
-	if purge.Enabled && !d.server.ReadOnly() {
+	if purge.Enabled {
 		go d.server.RunUploadPurger(bg, purge.Age, purge.Interval, purge.DryRun)
+	}
+
+	if hcfg := d.cfg.Health.StorageDriver; hcfg.Enabled {
+		go d.watchStorage(bg, hcfg.Interval, hcfg.Threshold)
 	}
 
 	errc := make(chan error, 1)
@@ -189,23 +214,106 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
+	var stopErr error
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	case stopErr = <-d.fatal:
+		d.log.Error("stopping", "err", stopErr)
 	}
 	drain := hc.DrainTimeout
 	if drain <= 0 {
 		// http.draintimeout: 0 asks for Distribution's immediate close.
 		d.log.Info("shutting down without draining (http.draintimeout is 0)")
-		return srv.Close()
+		srv.Close()
+		return stopErr
 	}
 	d.log.Info("shutting down: draining requests in flight", "timeout", drain)
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
+	// Go's Shutdown waits up to 5 s for connections that were opened but
+	// never sent a request; nothing is in flight on them, so close them
+	// as the drain goes on.
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			conns.closeUnused()
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
-		return fmt.Errorf("drain timed out after %s; closed remaining connections", drain)
+		return errors.Join(stopErr, fmt.Errorf("drain timed out after %s; closed remaining connections", drain))
 	}
-	return nil
+	return stopErr
+}
+
+// connTracker knows which connections have not sent a request yet.
+type connTracker struct{ m sync.Map }
+
+func (c *connTracker) track(conn net.Conn, st http.ConnState) {
+	if st == http.StateClosed || st == http.StateHijacked {
+		c.m.Delete(conn)
+		return
+	}
+	c.m.Store(conn, st)
+}
+
+func (c *connTracker) closeUnused() {
+	c.m.Range(func(k, v any) bool {
+		if v == http.StateNew {
+			k.(net.Conn).Close()
+		}
+		return true
+	})
+}
+
+// checker is implemented by drivers that can test their backend (S3).
+type checker interface {
+	Check(ctx context.Context) error
+}
+
+// watchStorage runs the storage health check every interval and logs
+// when the storage goes down (threshold failures in a row) and comes
+// back. The debug server's /debug/health will report the same state.
+func (d *Daemon) watchStorage(ctx context.Context, interval time.Duration, threshold int) {
+	c, ok := d.server.Driver().(checker)
+	if !ok {
+		return
+	}
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	threshold = max(threshold, 1)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, interval)
+		err := c.Check(cctx)
+		cancel()
+		switch {
+		case err != nil:
+			failures++
+			if failures == threshold {
+				d.log.Error("storage health check failing", "failures", failures, "err", err)
+			}
+		case failures >= threshold:
+			d.log.Info("storage health check recovered", "after_failures", failures)
+			failures = 0
+		default:
+			failures = 0
+		}
+	}
 }

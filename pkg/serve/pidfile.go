@@ -15,9 +15,11 @@ import (
 )
 
 // PIDFilePath is where `regctl serve` records its pid: beside the config
-// it serves, so that whoever rewrites that config can tell it to reload.
+// it serves, named after it (config.yml.pid), so that whoever rewrites
+// that config can tell exactly its daemon to reload, even when several
+// configs share a folder.
 func PIDFilePath(configPath string) string {
-	return filepath.Join(filepath.Dir(configPath), "regctl-serve.pid")
+	return filepath.Join(filepath.Dir(configPath), filepath.Base(configPath)+".pid")
 }
 
 // WritePIDFile records this process as the daemon serving configPath and
@@ -52,7 +54,10 @@ func SignalReload(configPath string) (int, error) {
 
 // runningDaemon reads a pid file and checks that the process is alive and
 // is a regctl serve, so a stale file whose pid was reused by another
-// program is never signalled.
+// program is never signalled. "serve" in the arguments is not enough:
+// CNCF Distribution runs as `registry serve config.yml` on the same hosts,
+// and SIGHUP ends it. The program itself must be regctl, by its name
+// (argv[0]) or the kernel's name for it (comm).
 func runningDaemon(path string) (int, error) {
 	pid, err := readPID(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -66,7 +71,11 @@ func runningDaemon(path string) (int, error) {
 		return 0, nil // not running
 	}
 	args := strings.Split(string(bytes.TrimRight(cmdline, "\x00")), "\x00")
-	for _, a := range args {
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if !strings.Contains(filepath.Base(args[0]), "regctl") && !strings.Contains(string(comm), "regctl") {
+		return 0, nil
+	}
+	for _, a := range args[1:] {
 		if a == "serve" {
 			return pid, nil
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"regctl/pkg/distconfig"
 	"regctl/pkg/reconfigure"
@@ -44,7 +45,11 @@ func FindConfig(configArg, settingsPath string, settingsExplicit bool, log *slog
 		if err != nil {
 			return nil, err
 		}
-		return &ConfigSource{Config: distconfig.Default(root), Embedded: true}, nil
+		cfg, err := embeddedDefault(root, log)
+		if err != nil {
+			return nil, err
+		}
+		return &ConfigSource{Config: cfg, Embedded: true}, nil
 	case err != nil:
 		return nil, err
 	}
@@ -57,4 +62,16 @@ func FindConfig(configArg, settingsPath string, settingsExplicit bool, log *slog
 		return nil, err
 	}
 	return &ConfigSource{Config: cfg, Path: path}, nil
+}
+
+// embeddedDefault is distconfig.Default(root) with the REGISTRY_*
+// environment overrides applied, as they are to a config file
+// (REGISTRY_HTTP_ADDR moves it off 127.0.0.1:5000, say): the default is
+// written as the config.yml it stands for and parsed like one.
+func embeddedDefault(root string, log *slog.Logger) (*distconfig.Config, error) {
+	d := distconfig.Default(root)
+	yml := fmt.Sprintf("version: 0.1\nlog:\n  level: %s\n  formatter: %s\nstorage:\n  filesystem:\n    rootdirectory: %s\n"+
+		"  delete:\n    enabled: %t\nhttp:\n  addr: %s\n",
+		d.Log.Level, d.Log.Formatter, strconv.Quote(root), d.Storage.DeleteEnabled, strconv.Quote(d.HTTP.Addr))
+	return distconfig.Parse("(embedded default)", []byte(yml), log)
 }

@@ -70,19 +70,34 @@ type Driver interface {
 	Move(ctx context.Context, src, dst string) error
 	// Delete removes a file, or a folder and everything below it.
 	Delete(ctx context.Context, path string) error
-	// Walk calls fn for every file and folder below path, in lexical
-	// order. fn returning ErrSkipDir on a folder skips its contents.
+	// Walk calls fn for every file and folder below path, depth first:
+	// a folder right before everything below it, and the entries of one
+	// folder in byte order of their names, where a folder's name may
+	// count with a trailing "/" or without. So "a-b" and folder "a" may
+	// come in either order: the filesystem sorts names ("a" < "a-b"), S3
+	// lists keys ("a-b" < "a/x"), and neither buffers a whole tree to
+	// sort it the other way. fn returning ErrSkipDir on a folder skips
+	// its contents.
 	Walk(ctx context.Context, path string, fn func(FileInfo) error) error
 }
 
 // FileWriter writes one file.
+//
+// A write may span several sessions (an upload's chunks arrive in separate
+// requests, possibly on different nodes): Close ends a session durably so
+// that a later Writer(path, append=true) continues it; Commit ends the
+// last one and makes the whole file appear at path. On the filesystem the
+// file is visible all along; on S3 it is a multipart upload until Commit.
 type FileWriter interface {
+	// Write adds bytes; Close, Commit or Cancel ends the session. Close
+	// after any of them does nothing, so `defer w.Close()` is safe.
 	io.WriteCloser
-	// Size is the file's size so far, including what was there on append.
+	// Size is the file's size so far, including earlier sessions.
 	Size() int64
-	// Cancel discards what was written.
+	// Cancel discards the file, earlier sessions included.
 	Cancel(ctx context.Context) error
-	// Commit makes what was written durable and visible at the path.
+	// Commit makes the file durable and visible at path; no further
+	// appends.
 	Commit(ctx context.Context) error
 }
 

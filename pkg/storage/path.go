@@ -23,7 +23,9 @@ func CheckPath(p string) error {
 	case strings.HasSuffix(p, "/"):
 		return bad("ends with /")
 	}
-	for _, elem := range strings.Split(p[1:], "/") {
+	for rest, more := p[1:], true; more; {
+		var elem string
+		elem, rest, more = strings.Cut(rest, "/")
 		switch elem {
 		case "":
 			return bad("contains //")

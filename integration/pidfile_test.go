@@ -1,0 +1,217 @@
+package integration
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"regctl/internal/testtools"
+	"regctl/pkg/serve"
+)
+
+// The reload path of `regctl registry-readonly enable|disable` and
+// `regctl reconfigure` is serve.SignalReload on the rendered config.yml:
+// it reads the pid file beside that config and sends SIGHUP to the regctl
+// serve it names. The rendered config always has auth.token, which
+// regctl serve refuses until token auth exists, so no daemon can serve the
+// rendered config itself yet; these tests drive SignalReload against real
+// regctl serve processes instead, and the command end to end against a
+// daemon serving another config in the rendered config's folder.
+
+// TestServePIDFileAndSignalReload: the pid file sits beside the config,
+// names the daemon, and SignalReload delivers SIGHUP to it.
+func TestServePIDFileAndSignalReload(t *testing.T) {
+	dir := t.TempDir()
+	addr := testtools.FreeAddr(t)
+	cfgPath := filepath.Join(dir, "config.yml")
+	cfg := serveCfg{Addr: addr, Root: filepath.Join(dir, "root")}
+	cfg.write(t, cfgPath)
+	p := startServeT(t, cfgPath, addr)
+
+	pidFile := serve.PIDFilePath(cfgPath)
+	if pidFile != cfgPath+".pid" {
+		t.Errorf("PIDFilePath = %s, want beside the config", pidFile)
+	}
+	if got := readPIDFile(t, pidFile); got != p.Pid() {
+		t.Fatalf("pid file says %d, daemon is %d", got, p.Pid())
+	}
+
+	cfg.ReadOnly = true
+	cfg.write(t, cfgPath)
+	pid, err := serve.SignalReload(cfgPath)
+	if err != nil || pid != p.Pid() {
+		t.Fatalf("SignalReload = %d, %v; want %d", pid, err, p.Pid())
+	}
+	waitFor(t, 3*time.Second, "read-only after SignalReload", func() bool {
+		resp, _ := do(t, http.MethodPost, addr, "/v2/pid/app/blobs/uploads/", nil, nil)
+		return resp.StatusCode == http.StatusMethodNotAllowed
+	})
+	if p.Exited() {
+		t.Fatalf("daemon exited on SIGHUP:\n%s", p.Output())
+	}
+
+	// A second daemon on the same config refuses to start.
+	addr2 := testtools.FreeAddr(t)
+	cmd := exec.Command(regctlBinary(t), "serve", cfgPath)
+	cmd.Env = cleanEnv("REGISTRY_HTTP_ADDR=" + addr2)
+	if _, err := testtools.TryStartCmd(t, addr2, cmd); err == nil || !strings.Contains(err.Error(), "already serves") {
+		t.Errorf("second regctl serve on the same config: %v, want a refusal", err)
+	}
+	if got := readPIDFile(t, pidFile); got != p.Pid() {
+		t.Errorf("the refused daemon replaced the pid file: %d", got)
+	}
+}
+
+// TestSignalReloadIgnoresOtherProcesses: a pid file whose process is gone,
+// or whose pid now belongs to another program, is never signalled (SIGHUP
+// ends most programs), and regctl serve starts over it.
+func TestSignalReloadIgnoresOtherProcesses(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.yml")
+	pidFile := serve.PIDFilePath(cfgPath)
+
+	// A process that has exited.
+	dead := exec.Command(regctlBinary(t), "--version")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	writePIDFile(t, pidFile, dead.Process.Pid)
+	if pid, err := serve.SignalReload(cfgPath); pid != 0 || err != nil {
+		t.Errorf("stale pid file: SignalReload = %d, %v; want 0, nil", pid, err)
+	}
+
+	// Programs that are not regctl serve. Distribution's `registry serve`
+	// runs beside regctl on registry hosts and has "serve" in its command
+	// line too; SIGHUP would end either.
+	sleep := exec.Command("sleep", "60")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	distCfg := filepath.Join(dir, "distribution.yml")
+	daddr := testtools.FreeAddr(t)
+	if err := os.WriteFile(distCfg, []byte("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: "+
+		filepath.Join(dir, "dist")+"\nhttp:\n  addr: "+daddr+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dist := testtools.StartDistribution(t, distCfg, daddr)
+	for name, pid := range map[string]int{"sleep": sleep.Process.Pid, "Distribution's registry serve": dist.Pid()} {
+		writePIDFile(t, pidFile, pid)
+		if got, err := serve.SignalReload(cfgPath); got != 0 || err != nil {
+			t.Errorf("pid file naming %s: SignalReload = %d, %v; want 0, nil", name, got, err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := sleep.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("sleep was signalled: %v", err)
+	}
+	if dist.Exited() {
+		t.Errorf("Distribution's registry was signalled and exited: %v\n%s", dist.Wait(), dist.Output())
+	}
+
+	// regctl serve starts over a pid file naming another program and
+	// records itself.
+	addr := testtools.FreeAddr(t)
+	serveCfg{Addr: addr, Root: filepath.Join(dir, "root")}.write(t, cfgPath)
+	p := startServeT(t, cfgPath, addr)
+	if got := readPIDFile(t, pidFile); got != p.Pid() {
+		t.Errorf("pid file says %d after start, want %d", got, p.Pid())
+	}
+	closeClientConns()
+	p.Stop()
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file left after stop: %v", err)
+	}
+
+	// And over a stale one.
+	writePIDFile(t, pidFile, dead.Process.Pid)
+	p = startServeT(t, cfgPath, addr)
+	if got := readPIDFile(t, pidFile); got != p.Pid() {
+		t.Errorf("pid file says %d after start over a stale one, want %d", got, p.Pid())
+	}
+}
+
+// TestReadonlyCommandSignalsServe runs `regctl registry-readonly enable`
+// while a regctl serve runs on the rendered config.yml path. Until token
+// auth lands, the daemon is started on a no-auth config written at that
+// path; the command then re-renders it with auth.token, signals the
+// daemon, and the daemon must fail closed: stop rather than keep serving
+// without the auth the new config asks for.
+func TestReadonlyCommandSignalsServe(t *testing.T) {
+	dir := t.TempDir()
+	settings := filepath.Join(dir, "regctl.toml")
+	if err := os.WriteFile(settings, []byte("data_dir = \"data\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := cleanEnv()
+	if out, code := runRegctl(t, dir, env, "--settings", settings, "reconfigure"); code != 0 {
+		t.Fatalf("reconfigure: exit %d\n%s", code, out)
+	}
+	rendered := filepath.Join(dir, "data", "registry", "config.yml")
+
+	// The rendered config asks for token auth: serve refuses it.
+	out, code := runRegctl(t, dir, cleanEnv("REGISTRY_HTTP_ADDR="+testtools.FreeAddr(t)), "serve", rendered)
+	if code != 1 || !strings.Contains(out, "auth.token") {
+		t.Errorf("serve on the rendered config: exit %d, want 1 refusing auth.token:\n%s", code, out)
+	}
+
+	// A daemon on a no-auth config at the rendered path.
+	addr := testtools.FreeAddr(t)
+	cfg := serveCfg{Addr: addr, Root: filepath.Join(dir, "root")}
+	cfg.write(t, rendered)
+	p := startServeT(t, rendered, addr)
+
+	out, code = runRegctl(t, dir, env, "--settings", settings, "-o", "json", "registry-readonly", "enable")
+	if code != 0 {
+		t.Fatalf("registry-readonly enable: exit %d\n%s", code, out)
+	}
+	var res struct {
+		ReadOnly bool `json:"read_only"`
+		Reload   struct {
+			Config string `json:"config"`
+			PID    int    `json:"pid"`
+			Error  string `json:"error"`
+		} `json:"reload"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("output is not JSON (%v):\n%s", err, out)
+	}
+	if !res.ReadOnly || res.Reload.PID != p.Pid() || res.Reload.Error != "" {
+		t.Errorf("registry-readonly enable = %+v, want pid %d signalled", res, p.Pid())
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon still serving after its config started asking for auth.token")
+	}
+	if !strings.Contains(p.Output(), "auth.token") || !strings.Contains(p.Output(), "stopping") {
+		t.Errorf("daemon did not say why it stopped:\n%s", p.Output())
+	}
+}
+
+func readPIDFile(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("%s: %q is not a pid", path, b)
+	}
+	return pid
+}
+
+func writePIDFile(t *testing.T, path string, pid int) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

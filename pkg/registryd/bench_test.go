@@ -1,0 +1,165 @@
+package registryd
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"regctl/pkg/storage"
+)
+
+// The benchmarks call the handler directly, without a network, so a
+// profile shows the server's own work:
+//
+//	go test -run '^$' -bench . -cpuprofile cpu.out ./pkg/registryd
+
+// benchServer is a server on a filesystem driver in a temporary folder.
+func benchServer(b *testing.B) *Server {
+	b.Helper()
+	fs, err := storage.NewFilesystem(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return New(Options{Driver: fs, DeleteEnabled: true})
+}
+
+// benchDo runs one request through the handler and fails on another status.
+func benchDo(b *testing.B, s *Server, method, target string, body []byte, want int, hdr ...string) *httptest.ResponseRecorder {
+	b.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req := httptest.NewRequest(method, target, rd)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	if w.Code != want {
+		b.Fatalf("%s %s: %d, want %d: %s", method, target, w.Code, want, w.Body.Bytes())
+	}
+	return w
+}
+
+func benchRandom(b *testing.B, n int) []byte {
+	b.Helper()
+	p := make([]byte, n)
+	rand.Read(p)
+	return p
+}
+
+// benchImage pushes an image like the one bench/regbench pushes (a
+// config and four layers, here small) and tags it "bench".
+func benchImage(b *testing.B, s *Server, repo string) digest.Digest {
+	b.Helper()
+	push := func(mt string, data []byte) ocispec.Descriptor {
+		d := digest.FromBytes(data)
+		benchDo(b, s, http.MethodPost, "/v2/"+repo+"/blobs/uploads/?digest="+d.String(), data, http.StatusCreated)
+		return ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(data))}
+	}
+	m := ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config:    push("application/vnd.docker.container.image.v1+json", benchRandom(b, 560)),
+	}
+	for range 4 {
+		m.Layers = append(m.Layers, push(ocispec.MediaTypeImageLayerGzip, benchRandom(b, 1024)))
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := benchDo(b, s, http.MethodPut, "/v2/"+repo+"/manifests/bench", body, http.StatusCreated,
+		"Content-Type", ocispec.MediaTypeImageManifest)
+	return digest.Digest(w.Header().Get("Docker-Content-Digest"))
+}
+
+func BenchmarkManifestGet(b *testing.B) {
+	s := benchServer(b)
+	benchImage(b, s, "bench/image")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		benchDo(b, s, http.MethodGet, "/v2/bench/image/manifests/bench", nil, http.StatusOK,
+			"Accept", ocispec.MediaTypeImageManifest)
+	}
+}
+
+func BenchmarkManifestGetByDigest(b *testing.B) {
+	s := benchServer(b)
+	d := benchImage(b, s, "bench/image")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		benchDo(b, s, http.MethodGet, "/v2/bench/image/manifests/"+d.String(), nil, http.StatusOK,
+			"Accept", ocispec.MediaTypeImageManifest)
+	}
+}
+
+func BenchmarkManifestGetParallel(b *testing.B) {
+	s := benchServer(b)
+	benchImage(b, s, "bench/image")
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodGet, "/v2/bench/image/manifests/bench", nil)
+			req.Header.Set("Accept", ocispec.MediaTypeImageManifest)
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Errorf("GET: %d", w.Code)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkBlobUpload pushes 8 MiB blobs as clients do: POST, one PATCH
+// with the bytes, PUT ?digest=.
+func BenchmarkBlobUpload(b *testing.B) {
+	const size = 8 << 20
+	s := benchServer(b)
+	data := benchRandom(b, size)
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		// A distinct blob each time, or the commit finds it stored.
+		i++
+		copy(data, strconv.Itoa(i)+"-")
+		d := digest.FromBytes(data)
+		w := benchDo(b, s, http.MethodPost, "/v2/bench/image/blobs/uploads/", nil, http.StatusAccepted)
+		loc := w.Header().Get("Location")
+		w = benchDo(b, s, http.MethodPatch, loc, data, http.StatusAccepted)
+		loc = w.Header().Get("Location")
+		benchDo(b, s, http.MethodPut, loc+"?digest="+d.String(), nil, http.StatusCreated)
+	}
+}
+
+// BenchmarkBlobGet reads an 8 MiB blob through the handler (into a
+// recorder, so no sendfile: this measures the handler's overhead).
+func BenchmarkBlobGet(b *testing.B) {
+	const size = 8 << 20
+	s := benchServer(b)
+	data := benchRandom(b, size)
+	d := digest.FromBytes(data)
+	benchDo(b, s, http.MethodPost, "/v2/bench/image/blobs/uploads/?digest="+d.String(), data, http.StatusCreated)
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		benchDo(b, s, http.MethodGet, "/v2/bench/image/blobs/"+d.String(), nil, http.StatusOK)
+	}
+}
