@@ -94,7 +94,8 @@ python3 - "$work/regctl.json" "$work/distribution.json" <<'PY'
 import json, sys
 r, d = (json.load(open(p)) for p in sys.argv[1:3])
 print("== ratios (regctl / Distribution)            regctl  Distribution  ratio")
-for k in ("push_mib_per_s", "pull_mib_per_s", "manifest_gets_per_s"):
+for k in ("push_mib_per_s", "pull_mib_per_s", "parallel_pull_mib_per_s", "manifest_gets_per_s"):
+    if not d.get(k): continue
     print(f"{k:40s} {r[k]:10.1f} {d[k]:10.1f}   x{r[k]/d[k]:.2f}  (higher is better)")
 for k in ("server_cpu_us_per_manifest_get", "server_cpu_s_per_gib_push", "server_cpu_s_per_gib_pull"):
     if r.get(k) and d.get(k):

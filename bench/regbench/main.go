@@ -49,6 +49,7 @@ func main() {
 	client := flag.String("client", "raw", `manifest GET client: "raw" (keep-alive HTTP/1.1 on bare connections, cheap, so the server gets the CPU) or "nethttp" (net/http.Client)`)
 	pid := flag.Int("pid", 0, "the server's process id, to report its CPU time per operation (Linux /proc)")
 	repo := flag.String("repo", "bench/image", "repository to use")
+	parallel := flag.Int("pulls", 4, "clients pulling the image at once in the parallel pull phase (0: skip)")
 	flag.Parse()
 	if *client != "raw" && *client != "nethttp" {
 		check(fmt.Errorf("-client %q: want raw or nethttp", *client))
@@ -59,7 +60,7 @@ func main() {
 	cpu := func() time.Duration { return serverCPU(*pid) }
 
 	mib := float64(*sizeMiB)
-	var pushes, pulls, pushCPU, pullCPU []float64
+	var pushes, pulls, pushCPU, pullCPU, ppulls []float64
 	for range *rounds {
 		img, err := makeImage(*sizeMiB, *layers)
 		check(err)
@@ -74,6 +75,15 @@ func main() {
 		check(err)
 		pulls = append(pulls, float64(n)/(1<<20)/time.Since(start).Seconds())
 		pullCPU = append(pullCPU, (cpu() - c0).Seconds())
+
+		// Several clients at once: where a server's CPU per byte, not a
+		// single stream, decides throughput.
+		if *parallel > 0 {
+			start = time.Now()
+			n, err := pullParallel(ref, *parallel)
+			check(err)
+			ppulls = append(ppulls, float64(n)/(1<<20)/time.Since(start).Seconds())
+		}
 	}
 
 	url := "http://" + *registry + "/v2/" + *repo + "/manifests/bench"
@@ -86,16 +96,19 @@ func main() {
 	mCPU, clientCPU := cpu()-c0, selfCPU()-u0
 
 	out := map[string]any{
-		"registry":             *registry,
-		"rounds":               *rounds,
-		"push_mib_per_s":       median(pushes),
-		"push_mib_per_s_all":   pushes,
-		"pull_mib_per_s":       median(pulls),
-		"pull_mib_per_s_all":   pulls,
-		"manifest_gets_per_s":  float64(gets) / duration.Seconds(),
-		"manifest_get_errors":  errs,
-		"manifest_concurrency": *concurrency,
-		"manifest_client":      *client,
+		"registry":                    *registry,
+		"rounds":                      *rounds,
+		"push_mib_per_s":              median(pushes),
+		"push_mib_per_s_all":          pushes,
+		"pull_mib_per_s":              median(pulls),
+		"pull_mib_per_s_all":          pulls,
+		"parallel_pulls":              *parallel,
+		"parallel_pull_mib_per_s":     median(ppulls),
+		"parallel_pull_mib_per_s_all": ppulls,
+		"manifest_gets_per_s":         float64(gets) / duration.Seconds(),
+		"manifest_get_errors":         errs,
+		"manifest_concurrency":        *concurrency,
+		"manifest_client":             *client,
 		// How much of the machine the load generator itself took while
 		// it ran manifest GETs (1.0 = one core).
 		"client_cores_during_gets": clientCPU.Seconds() / duration.Seconds(),
@@ -160,6 +173,28 @@ func pull(ref name.Reference) (int64, error) {
 		total += n
 	}
 	return total, nil
+}
+
+// pullParallel runs n pulls of ref at once and returns the bytes read.
+func pullParallel(ref name.Reference, n int) (int64, error) {
+	var wg sync.WaitGroup
+	var total atomic.Int64
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := pull(ref)
+			if err != nil {
+				errs <- err
+				return
+			}
+			total.Add(got)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return total.Load(), <-errs
 }
 
 func median(xs []float64) float64 {
