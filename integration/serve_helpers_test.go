@@ -6,12 +6,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -295,5 +298,67 @@ func startServeT(t *testing.T, config, addr string) *testtools.Process {
 func closeClientConns() {
 	if tr, ok := remote.DefaultTransport.(*http.Transport); ok {
 		tr.CloseIdleConnections()
+	}
+}
+
+// junitSuites is the root of the conformance suite's junit.xml.
+type junitSuites struct {
+	Tests    int `xml:"tests,attr"`
+	Failures int `xml:"failures,attr"`
+	Errors   int `xml:"errors,attr"`
+	Skipped  int `xml:"skipped,attr"`
+}
+
+// conformanceRun is one run of the OCI conformance suite: the counts of
+// its junit.xml, its output and its exit status.
+type conformanceRun struct {
+	junitSuites
+	Out []byte
+	Err error // nil when the suite exited 0
+}
+
+func (r conformanceRun) String() string {
+	return fmt.Sprintf("%d tests, %d failures, %d errors, %d skipped", r.Tests, r.Failures, r.Errors, r.Skipped)
+}
+
+// runConformance runs the whole OCI distribution-spec conformance suite
+// against the plain-HTTP registry at addr and returns its junit counts.
+// It fails the test only when the suite wrote no readable junit.xml.
+func runConformance(t *testing.T, addr string) conformanceRun {
+	t.Helper()
+	suite := testtools.Tool(t, "conformance")
+	results := t.TempDir()
+	cmd := exec.Command(suite)
+	cmd.Dir = results
+	cmd.Env = append(os.Environ(),
+		"OCI_REGISTRY="+addr,
+		"OCI_TLS=disabled",
+		"OCI_REPO1=conformance/repo1",
+		"OCI_REPO2=conformance/repo2",
+		"OCI_API_BLOBS_UPLOAD_CANCEL=true",
+		"OCI_RESULTS_DIR="+results,
+	)
+	out, runErr := cmd.CombinedOutput()
+	b, err := os.ReadFile(filepath.Join(results, "junit.xml"))
+	if err != nil {
+		t.Fatalf("no junit.xml (%v); suite said (%v):\n%s", err, runErr, tail(out, 4000))
+	}
+	r := conformanceRun{Out: out, Err: runErr}
+	if err := xml.Unmarshal(b, &r.junitSuites); err != nil {
+		t.Fatalf("junit.xml: %v", err)
+	}
+	return r
+}
+
+// requireAllPass fails the test unless every test passed and none was
+// skipped, logging the failed tests' names.
+func (r conformanceRun) requireAllPass(t *testing.T) {
+	t.Helper()
+	t.Logf("OCI conformance: %s", r)
+	if r.Failures+r.Errors+r.Skipped > 0 || r.Tests < 800 || r.Err != nil {
+		for _, line := range regexp.MustCompile(`(?m)^.*failed test.*$`).FindAll(r.Out, 60) {
+			t.Log(string(line))
+		}
+		t.Errorf("want every test to pass and none skipped; suite exit: %v\n%s", r.Err, tail(r.Out, 4000))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -115,7 +116,16 @@ func (s *Server) streamBlob(w http.ResponseWriter, r *http.Request, d digest.Dig
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, size))
 	}
 	w.WriteHeader(status)
-	if n, err := io.CopyN(w, rc, length); err != nil {
+	// Large reads: a backend stream (S3) costs per call, and 32 KiB
+	// pieces made proxied pulls CPU-bound.
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	// struct{ io.Writer } hides the ResponseWriter's ReadFrom, which
+	// would ignore buf and copy in small pieces.
+	if n, err := io.CopyBuffer(struct{ io.Writer }{w}, io.LimitReader(rc, length), *buf); err != nil || n != length {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
 		// Headers are gone: all that is left is to cut the response
 		// short and say why in the log.
 		s.log.Warn("blob download ended early", "path", dataPath, "sent", n, "of", length, "err", err)
@@ -243,3 +253,6 @@ func etagListMatches(list, etag string) bool {
 	}
 	return false
 }
+
+// copyBufs holds 1 MiB buffers for proxied blob downloads.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}

@@ -307,7 +307,12 @@ func (s *Server) createUpload(ctx context.Context, repo, id string) error {
 	startedAt := []byte(time.Now().UTC().Format(time.RFC3339))
 	err := s.driver.PutContent(ctx, storage.UploadStartedAtPath(repo, id), startedAt)
 	if err == nil {
-		err = s.driver.PutContent(ctx, storage.UploadDataPath(repo, id), nil)
+		// An empty write session, not an empty file: on S3 a committed
+		// object would hide the in-progress upload the chunks go to.
+		var fw storage.FileWriter
+		if fw, err = s.driver.Writer(ctx, storage.UploadDataPath(repo, id), false); err == nil {
+			err = fw.Close()
+		}
 	}
 	if err == nil {
 		err = s.saveHashState(ctx, repo, id, 0, sha256.New())

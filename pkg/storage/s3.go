@@ -566,6 +566,8 @@ func (d *S3) explain(err error) error {
 		return at("accesskey/secretkey", "%s denied access to bucket %q (%s): check the keys, or that they may read and write this bucket", where, d.bucket, code)
 	case "NoSuchBucket", "NotFound":
 		return at("bucket", "bucket %q does not exist at %s", d.bucket, where)
+	case "InvalidBucketName":
+		return at("bucket", "%q is not a valid bucket name at %s", d.bucket, where)
 	case "PermanentRedirect", "IllegalLocationConstraintException", "IncorrectEndpoint":
 		return at("region", "bucket %q is not in region %q%s", d.bucket, d.region, bucketRegionHint(err))
 	}
@@ -576,6 +578,9 @@ func (d *S3) explain(err error) error {
 		return at("accesskey/secretkey", "%s denied access to bucket %q (403): check the keys, or that they may read and write this bucket", where, d.bucket)
 	case s == http.StatusNotFound:
 		return at("bucket", "bucket %q does not exist at %s", d.bucket, where)
+	case s == http.StatusBadRequest && !validBucketName(d.bucket):
+		// HEAD answers carry no error code: judge the name ourselves.
+		return at("bucket", "%q is not a valid bucket name (3 to 63 lowercase letters, digits, dots and hyphens)", d.bucket)
 	case s == http.StatusBadRequest && strings.Contains(strings.ToLower(err.Error()), "region"):
 		return at("region", "%s rejected region %q for bucket %q", where, d.region, d.bucket)
 	case s != 0:
@@ -664,4 +669,20 @@ func (d *S3) fail(op, p string, err error) error {
 		return NotFound(p)
 	}
 	return fmt.Errorf("s3: %s %s: %w", op, p, err)
+}
+
+// validBucketName applies S3's naming rules for new buckets.
+func validBucketName(b string) bool {
+	if len(b) < 3 || len(b) > 63 {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	first, last := b[0], b[len(b)-1]
+	return first != '.' && first != '-' && last != '.' && last != '-'
 }
