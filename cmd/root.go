@@ -83,6 +83,7 @@ GitLab's gitlab.yml, the token-signing key pair and maintenance.`,
 		newCertsCmd(o),
 		newReadonlyCmd(o),
 		newServeCmd(o),
+		newTokenCmd(o),
 	)
 	return root, o
 }

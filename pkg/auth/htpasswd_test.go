@@ -1,0 +1,166 @@
+package auth
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func bcryptHash(t *testing.T, pw string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+func basic(user, pass string) http.Header {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.SetBasicAuth(user, pass)
+	return r.Header
+}
+
+func TestHTPasswd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	content := "# users\n\nalice:" + bcryptHash(t, "s3cret") + "\n  bob:" + bcryptHash(t, "hunter2") + "  \n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := NewHTPasswd(HTPasswdOptions{Realm: "Registry Realm", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, ctl)
+	const www = `Basic realm="Registry Realm"`
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		hdr    http.Header
+		status int
+		www    string
+		code   string
+		cause  error
+	}{
+		{"right", "GET", "/v2/group/app/manifests/latest", basic("alice", "s3cret"), 200, "", "subject=alice", nil},
+		{"right, every access", "DELETE", "/v2/group/app/manifests/latest", basic("bob", "hunter2"), 200, "", "subject=bob", nil},
+		{"right, catalog", "GET", "/v2/_catalog", basic("bob", "hunter2"), 200, "", "subject=bob", nil},
+		{"wrong password", "GET", "/v2/group/app/manifests/latest", basic("alice", "S3cret"), 401, www, CodeUnauthorized, ErrBadCredentials},
+		{"unknown user", "GET", "/v2/group/app/manifests/latest", basic("mallory", "s3cret"), 401, www, CodeUnauthorized, ErrBadCredentials},
+		{"missing", "GET", "/v2/group/app/manifests/latest", nil, 401, www, CodeUnauthorized, ErrNoCredentials},
+		{"missing, base", "GET", "/v2/", nil, 401, www, CodeUnauthorized, ErrNoCredentials},
+		{"bearer instead", "GET", "/v2/", bearerHeader("x.y.z"), 401, www, CodeUnauthorized, ErrNoCredentials},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := do(t, srv, c.method, c.path, c.hdr)
+			if got.status != c.status || got.www != c.www || got.code != c.code {
+				t.Errorf("got %d %q %q\nwant %d %q %q", got.status, got.www, got.code, c.status, c.www, c.code)
+			}
+			req := httptest.NewRequest(c.method, c.path, nil)
+			for k, vs := range c.hdr {
+				req.Header[k] = vs
+			}
+			g, err := ctl.Authorize(req, nil)
+			var ae *Error
+			if c.cause == nil {
+				if err != nil || !g.All {
+					t.Errorf("Authorize: %+v, %v", g, err)
+				}
+			} else if !errors.As(err, &ae) || !errors.Is(err, c.cause) {
+				t.Errorf("Authorize: got %v, want cause %v", err, c.cause)
+			}
+		})
+	}
+
+	// A user added to the file works without a restart.
+	content += "carol:" + bcryptHash(t, "pw") + "\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := do(t, srv, "GET", "/v2/", basic("carol", "pw")); got.status != 200 {
+		t.Errorf("after adding carol: %+v", got)
+	}
+	// A file that no longer loads fails the request (500), never passes it.
+	if err := os.WriteFile(path, []byte(content+"dave:plain\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(time.Hour)
+	_ = os.Chtimes(path, future, future)
+	req := httptest.NewRequest("GET", "/v2/", nil)
+	req.SetBasicAuth("alice", "s3cret")
+	if _, err := ctl.Authorize(req, nil); err == nil || errors.As(err, new(*Error)) || !strings.Contains(err.Error(), "auth.htpasswd.path: ") {
+		t.Errorf("broken file: got %v, want a plain error naming auth.htpasswd.path", err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl.Authorize(req, nil); err == nil || errors.As(err, new(*Error)) {
+		t.Errorf("removed file: got %v, want a plain error", err)
+	}
+}
+
+func TestHTPasswdRejectsNonBcrypt(t *testing.T) {
+	dir := t.TempDir()
+	good := "alice:" + bcryptHash(t, "pw") + "\n"
+	cases := []struct{ name, line, want string }{
+		{"apr1", "bob:$apr1$rF2XlN6x$3VSmdAuIQ3XmCE6VQ8Bl4/", `:2: user "bob": the password hash is Apache MD5 ($apr1$, htpasswd -m), but only bcrypt is supported: recreate it with htpasswd -B`},
+		{"sha1", "bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "SHA-1 ({SHA}, htpasswd -s)"},
+		{"crypt", "bob:rqXexS6ZhobKA", "DES crypt (htpasswd -d) or plain text"},
+		{"sha512-crypt", "bob:$6$salt$hash", "SHA-crypt ($6$)"},
+		{"plain", "bob:password", "not bcrypt (plain text?)"},
+		{"bad bcrypt", "bob:$2y$99$abc", "a malformed bcrypt hash"},
+		{"no colon", "bob", ":2: want USER:BCRYPT-HASH"},
+		{"empty hash", "bob:", ":2: want USER:BCRYPT-HASH"},
+		{"duplicate", "alice:" + bcryptHash(t, "x"), `:2: user "alice" is already defined on line 1`},
+	}
+	for _, c := range cases {
+		path := filepath.Join(dir, c.name)
+		if err := os.WriteFile(path, []byte(good+c.line+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := NewHTPasswd(HTPasswdOptions{Realm: "r", Path: path})
+		if err == nil || !strings.HasPrefix(err.Error(), "auth.htpasswd.path: "+path) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: got %v, want one line naming the key, the line and %q", c.name, err, c.want)
+		}
+	}
+	// bcrypt's variants load.
+	var lines []string
+	for i, v := range []string{"$2a$", "$2b$", "$2y$"} {
+		lines = append(lines, string(rune('a'+i))+":"+v+strings.TrimPrefix(bcryptHash(t, "pw"), "$2a$"))
+	}
+	path := filepath.Join(dir, "variants")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := NewHTPasswd(HTPasswdOptions{Realm: "r", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/v2/", nil)
+	req.SetBasicAuth("c", "pw")
+	if _, err := ctl.Authorize(req, nil); err != nil {
+		t.Errorf("$2y$ user: %v", err)
+	}
+
+	for _, c := range []struct {
+		opts HTPasswdOptions
+		want string
+	}{
+		{HTPasswdOptions{Path: path}, "auth.htpasswd.realm: must be set"},
+		{HTPasswdOptions{Realm: "r"}, "auth.htpasswd.path: must be set"},
+		{HTPasswdOptions{Realm: "r", Path: filepath.Join(dir, "nope")}, "auth.htpasswd.path: open " + filepath.Join(dir, "nope") + ": no such file or directory"},
+	} {
+		if _, err := NewHTPasswd(c.opts); err == nil || err.Error() != c.want {
+			t.Errorf("got %v, want %q", err, c.want)
+		}
+	}
+}
