@@ -57,6 +57,7 @@ func (o *serveOpts) run(c *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	d.Version = Version
 	if src.Path != "" {
 		remove, err := serve.WritePIDFile(src.Path)
 		if err != nil {

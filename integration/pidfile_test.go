@@ -138,16 +138,17 @@ func TestSignalReloadIgnoresOtherProcesses(t *testing.T) {
 	}
 }
 
-// TestReadonlyCommandSignalsServe runs `regctl registry-readonly enable`
-// while a regctl serve runs on the rendered config.yml path. Until token
-// auth lands, the daemon is started on a no-auth config written at that
-// path; the command then re-renders it with auth.token, signals the
-// daemon, and the daemon must fail closed: stop rather than keep serving
-// without the auth the new config asks for.
+// TestReadonlyCommandSignalsServe is the whole omnibus-style loop:
+// reconfigure renders config.yml (with GitLab token auth), regctl serve
+// runs it, `regctl token issue` mints a GitLab-format token, and
+// `regctl registry-readonly enable|disable` flips the running daemon
+// live, with no restart.
 func TestReadonlyCommandSignalsServe(t *testing.T) {
 	dir := t.TempDir()
+	addr := testtools.FreeAddr(t)
 	settings := filepath.Join(dir, "regctl.toml")
-	if err := os.WriteFile(settings, []byte("data_dir = \"data\"\n"), 0o600); err != nil {
+	src := "data_dir = \"data\"\nexternal_url = \"https://gitlab.example.com\"\n[registry]\nregistry_http_addr = \"" + addr + "\"\n"
+	if err := os.WriteFile(settings, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := cleanEnv()
@@ -155,29 +156,36 @@ func TestReadonlyCommandSignalsServe(t *testing.T) {
 		t.Fatalf("reconfigure: exit %d\n%s", code, out)
 	}
 	rendered := filepath.Join(dir, "data", "registry", "config.yml")
-
-	// The rendered config asks for token auth: serve refuses it.
-	out, code := runRegctl(t, dir, cleanEnv("REGISTRY_HTTP_ADDR="+testtools.FreeAddr(t)), "serve", rendered)
-	if code != 1 || !strings.Contains(out, "auth.token") {
-		t.Errorf("serve on the rendered config: exit %d, want 1 refusing auth.token:\n%s", code, out)
-	}
-
-	// A daemon on a no-auth config at the rendered path.
-	addr := testtools.FreeAddr(t)
-	cfg := serveCfg{Addr: addr, Root: filepath.Join(dir, "root")}
-	cfg.write(t, rendered)
 	p := startServeT(t, rendered, addr)
 
-	out, code = runRegctl(t, dir, env, "--settings", settings, "-o", "json", "registry-readonly", "enable")
+	tok, code := runRegctl(t, dir, env, "--settings", settings, "token", "issue", "--scope", "repository:pid/app:pull,push")
+	if code != 0 {
+		t.Fatalf("token issue: exit %d\n%s", code, tok)
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + strings.TrimSpace(tok)}
+	post := func(h map[string]string) (*http.Response, []byte) {
+		return do(t, http.MethodPost, addr, "/v2/pid/app/blobs/uploads/", nil, h)
+	}
+
+	// Token auth is on: no token, 401 with GitLab's realm.
+	resp, _ := post(nil)
+	if resp.StatusCode != http.StatusUnauthorized ||
+		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `realm="https://gitlab.example.com/jwt/auth"`) {
+		t.Fatalf("POST without token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if resp, body := post(bearer); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST with token: %d %s", resp.StatusCode, body)
+	}
+
+	out, code := runRegctl(t, dir, env, "--settings", settings, "-o", "json", "registry-readonly", "enable")
 	if code != 0 {
 		t.Fatalf("registry-readonly enable: exit %d\n%s", code, out)
 	}
 	var res struct {
 		ReadOnly bool `json:"read_only"`
 		Reload   struct {
-			Config string `json:"config"`
-			PID    int    `json:"pid"`
-			Error  string `json:"error"`
+			PID   int    `json:"pid"`
+			Error string `json:"error"`
 		} `json:"reload"`
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
@@ -186,14 +194,18 @@ func TestReadonlyCommandSignalsServe(t *testing.T) {
 	if !res.ReadOnly || res.Reload.PID != p.Pid() || res.Reload.Error != "" {
 		t.Errorf("registry-readonly enable = %+v, want pid %d signalled", res, p.Pid())
 	}
-	select {
-	case <-p.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon still serving after its config started asking for auth.token")
+	waitFor(t, 5*time.Second, "read-only after registry-readonly enable", func() bool {
+		resp, body := post(bearer)
+		return resp.StatusCode == http.StatusMethodNotAllowed && strings.Contains(string(body), "read-only")
+	})
+
+	if out, code := runRegctl(t, dir, env, "--settings", settings, "registry-readonly", "disable"); code != 0 {
+		t.Fatalf("registry-readonly disable: exit %d\n%s", code, out)
 	}
-	if !strings.Contains(p.Output(), "auth.token") || !strings.Contains(p.Output(), "stopping") {
-		t.Errorf("daemon did not say why it stopped:\n%s", p.Output())
-	}
+	waitFor(t, 5*time.Second, "writes after registry-readonly disable", func() bool {
+		resp, _ := post(bearer)
+		return resp.StatusCode == http.StatusAccepted
+	})
 }
 
 func readPIDFile(t *testing.T, path string) int {

@@ -131,7 +131,7 @@ func (s *Server) RunUploadPurger(ctx context.Context, age, interval time.Duratio
 			return
 		case <-t.C:
 		}
-		if s.ReadOnly() {
+		if s.RefusesWrites() {
 			// Purging deletes: read-only maintenance (GC, migration)
 			// must see the storage hold still.
 			s.log.Info("upload purge skipped: read-only mode")

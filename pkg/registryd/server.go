@@ -4,14 +4,19 @@
 package registryd
 
 import (
+	"context"
 	_ "crypto/sha256" // digest algorithms used by go-digest
 	_ "crypto/sha512"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 
+	"regctl/pkg/auth"
 	"regctl/pkg/storage"
 )
 
@@ -21,7 +26,8 @@ type Options struct {
 	Log    *slog.Logger
 	// DeleteEnabled allows blob and manifest DELETE (storage.delete.enabled).
 	DeleteEnabled bool
-	// ReadOnly starts the server in read-only maintenance mode.
+	// ReadOnly starts the server in read-only mode
+	// (storage.maintenance.readonly.enabled).
 	ReadOnly bool
 	// RedirectDisabled serves blob bytes even when the driver can redirect.
 	RedirectDisabled bool
@@ -29,6 +35,9 @@ type Options struct {
 	Headers map[string][]string
 	// RelativeURLs makes Location headers relative (http.relativeurls).
 	RelativeURLs bool
+	// Auth checks every request (auth.token or auth.htpasswd); nil
+	// serves without authentication.
+	Auth auth.Controller
 }
 
 // Server serves the registry API. Create it with New.
@@ -36,8 +45,12 @@ type Server struct {
 	opts     Options
 	driver   storage.Driver
 	log      *slog.Logger
-	readOnly atomic.Bool
-	locks    keyedMutex
+	readOnly atomic.Bool // the configured read-only mode
+	// authc holds the auth.Controller in use; SIGHUP may swap it (a
+	// rotated rootcertbundle) without a restart.
+	authc  atomic.Pointer[authHolder]
+	writes writeGate
+	locks  keyedMutex
 	// mediaTypes remembers what stored manifest bytes parse to; see
 	// mediaTypeMemo for why it is no existence cache.
 	mediaTypes mediaTypeMemo
@@ -50,18 +63,166 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, driver: opts.Driver, log: opts.Log}
 	s.readOnly.Store(opts.ReadOnly)
+	s.SetAuth(opts.Auth)
 	return s
+}
+
+type authHolder struct{ c auth.Controller }
+
+// SetAuth replaces the authentication in use; nil turns it off.
+func (s *Server) SetAuth(c auth.Controller) { s.authc.Store(&authHolder{c}) }
+
+func (s *Server) auth() auth.Controller { return s.authc.Load().c }
+
+// authKinds names routes as pkg/auth knows them.
+var authKinds = map[routeKind]string{
+	routeBase: auth.RouteBase, routeCatalog: auth.RouteCatalog, routeTags: auth.RouteTags,
+	routeManifest: auth.RouteManifest, routeBlob: auth.RouteBlob, routeUploads: auth.RouteUploads,
+	routeUpload: auth.RouteUpload, routeReferrers: auth.RouteReferrers,
+}
+
+// authorize checks the request against what its route needs. It has
+// written the answer when it returns false.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) bool {
+	c := s.auth()
+	if c == nil {
+		return true
+	}
+	_, err := c.Authorize(r, auth.Needs(authKinds[rt.kind], rt.name, r.Method, r.URL.Query()))
+	if err == nil {
+		return true
+	}
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		s.log.Info("request refused", "method", r.Method, "path", r.URL.Path, "status", ae.Status, "reason", ae.Err)
+		ae.Write(w, r)
+		return false
+	}
+	// The controller itself failed (an htpasswd file gone): refuse.
+	s.writeError(w, r, fmt.Errorf("authorizing %s %s: %w", r.Method, r.URL.Path, err))
+	return false
 }
 
 // Driver is the storage the server works on.
 func (s *Server) Driver() storage.Driver { return s.driver }
 
-// SetReadOnly switches read-only maintenance mode; requests already
-// running finish, new writes are refused.
-func (s *Server) SetReadOnly(on bool) { s.readOnly.Store(on) }
+// SetReadOnly switches the configured read-only mode
+// (storage.maintenance.readonly.enabled); requests already running
+// finish, new writes are refused. It is independent of maintenance: the
+// server refuses writes while either is on.
+func (s *Server) SetReadOnly(on bool) {
+	s.writes.mu.Lock()
+	defer s.writes.mu.Unlock()
+	s.readOnly.Store(on)
+}
 
-// ReadOnly reports read-only maintenance mode.
+// ReadOnly reports the configured read-only mode, not maintenance.
 func (s *Server) ReadOnly() bool { return s.readOnly.Load() }
+
+// SetMaintenance refuses new writes for a maintenance job (cluster-wide
+// garbage collection, a storage cutover) until ClearMaintenance; reason
+// is shown in the 405 answers ("garbage collection by host/pid/command").
+// Writes already admitted go on: WaitWritesIdle waits for them. Calling it
+// again replaces the reason.
+func (s *Server) SetMaintenance(reason string) {
+	s.writes.mu.Lock()
+	defer s.writes.mu.Unlock()
+	s.writes.maintenance, s.writes.reason = true, reason
+}
+
+// ClearMaintenance ends maintenance; the configured read-only mode stays
+// as it is.
+func (s *Server) ClearMaintenance() {
+	s.writes.mu.Lock()
+	defer s.writes.mu.Unlock()
+	s.writes.maintenance, s.writes.reason = false, ""
+}
+
+// Maintenance reports whether maintenance is on, and its reason.
+func (s *Server) Maintenance() (reason string, on bool) {
+	s.writes.mu.Lock()
+	defer s.writes.mu.Unlock()
+	return s.writes.reason, s.writes.maintenance
+}
+
+// RefusesWrites reports the effective state: read-only by configuration
+// or for maintenance.
+func (s *Server) RefusesWrites() bool {
+	_, on := s.Maintenance()
+	return on || s.ReadOnly()
+}
+
+// WritesInFlight is the number of write requests admitted and not yet
+// finished.
+func (s *Server) WritesInFlight() int {
+	s.writes.mu.Lock()
+	defer s.writes.mu.Unlock()
+	return s.writes.inFlight
+}
+
+// WaitWritesIdle returns once no admitted write request is running, or
+// with ctx's error. After SetMaintenance it means the storage holds
+// still: no write runs and none will start, which is what a node
+// acknowledges to a maintenance job.
+func (s *Server) WaitWritesIdle(ctx context.Context) error {
+	g := &s.writes
+	g.mu.Lock()
+	if g.inFlight == 0 {
+		g.mu.Unlock()
+		return nil
+	}
+	if g.idle == nil {
+		g.idle = make(chan struct{})
+	}
+	idle := g.idle
+	g.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writeGate admits write requests. The check and the count happen under
+// one lock that SetMaintenance takes too, so once SetMaintenance returns
+// every write was either admitted before, and is counted, or is refused:
+// none can slip in between a check and the switch.
+type writeGate struct {
+	mu          sync.Mutex
+	maintenance bool
+	reason      string
+	inFlight    int
+	idle        chan struct{} // closed when inFlight drops to 0
+}
+
+// admitWrite counts a write request in, or refuses it with the 405 that
+// says why; done must be called when the request ends.
+func (s *Server) admitWrite() (done func(), refused *apiError) {
+	g := &s.writes
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var why []string
+	if s.readOnly.Load() {
+		why = append(why, "the registry is in read-only maintenance mode (storage.maintenance.readonly.enabled)")
+	}
+	if g.maintenance {
+		why = append(why, "read-only maintenance: "+g.reason)
+	}
+	if len(why) > 0 {
+		return nil, newError(http.StatusMethodNotAllowed, CodeUnsupported,
+			strings.Join(why, "; ")+": pulls work, pushes and deletes are refused until it ends")
+	}
+	g.inFlight++
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.inFlight--; g.inFlight == 0 && g.idle != nil {
+			close(g.idle)
+			g.idle = nil
+		}
+	}, nil
+}
 
 // route is a parsed /v2/ request path.
 type route struct {
@@ -196,10 +357,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if isWrite(r.Method) && s.ReadOnly() {
-		s.writeError(w, r, newError(http.StatusMethodNotAllowed, CodeUnsupported,
-			"the registry is in read-only maintenance mode: pulls work, pushes and deletes are refused until maintenance ends"))
+	if !s.authorize(w, r, rt) {
 		return
+	}
+	if isWrite(r.Method) {
+		done, refused := s.admitWrite()
+		if refused != nil {
+			s.writeError(w, r, refused)
+			return
+		}
+		defer done()
 	}
 	if err := s.dispatch(w, r, rt); err != nil {
 		s.writeError(w, r, err)

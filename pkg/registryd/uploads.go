@@ -106,6 +106,10 @@ func (s *Server) mountBlob(w http.ResponseWriter, r *http.Request, name, mount, 
 			}
 			return false, err
 		}
+	} else if s.auth() != nil {
+		// Without "from" there is no repository to check pull access
+		// on: with auth on, a known digest must not open any blob.
+		return false, nil
 	} else if _, err := s.blobSize(ctx, d); err != nil {
 		// The spec lets a registry mount without "from" when it finds
 		// the blob; the global blob store is where to look.

@@ -13,11 +13,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
 
+	"regctl/pkg/auth"
 	"regctl/pkg/distconfig"
+	"regctl/pkg/maintenance"
 	"regctl/pkg/registryd"
 	"regctl/pkg/storage"
 )
@@ -26,11 +29,20 @@ import (
 // background jobs, able to reload what can change without a restart.
 type Daemon struct {
 	ConfigPath string // "" for the embedded default
-	server     *registryd.Server
-	cfg        *distconfig.Config
-	log        *slog.Logger
-	level      *slog.LevelVar
-	mu         sync.Mutex
+	// HeartbeatInterval is how often the daemon reads the maintenance
+	// lease and writes its heartbeat into the storage:
+	// REGCTL_CLUSTER_HEARTBEAT, else maintenance.DefaultHeartbeat.
+	// Set it before Run.
+	HeartbeatInterval time.Duration
+	// Version goes into the heartbeat; the build's module version when
+	// empty.
+	Version string
+	nodeID  string
+	server  *registryd.Server
+	cfg     *distconfig.Config
+	log     *slog.Logger
+	level   *slog.LevelVar
+	mu      sync.Mutex
 	// fatal stops Run when a reload must not be served.
 	fatal chan error
 }
@@ -52,7 +64,15 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	if level != nil {
 		level.Set(LogLevel(cfg.Log.Level))
 	}
+	authc, err := auth.FromConfig(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	if authc == nil {
+		log.Warn("no auth section: anyone who can reach this registry can push, pull and delete")
+	}
 	srv := registryd.New(registryd.Options{
+		Auth:             authc,
 		Driver:           driver,
 		Log:              log,
 		DeleteEnabled:    cfg.Storage.DeleteEnabled,
@@ -61,11 +81,32 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		Headers:          cfg.HTTP.Headers,
 		RelativeURLs:     cfg.HTTP.RelativeURLs,
 	})
-	return &Daemon{ConfigPath: configPath, server: srv, cfg: cfg, log: log, level: level, fatal: make(chan error, 1)}, nil
+	heartbeat, err := maintenance.HeartbeatFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return &Daemon{
+		ConfigPath: configPath, HeartbeatInterval: heartbeat, nodeID: maintenance.NewNodeID(),
+		server: srv, cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
+	}, nil
 }
 
 // Server is the API handler, for tests and embedding.
 func (d *Daemon) Server() *registryd.Server { return d.server }
+
+// NodeID is this daemon's id among the nodes on its storage, new at
+// every start, so a restart never takes over a crashed run's heartbeat.
+func (d *Daemon) NodeID() string { return d.nodeID }
+
+func (d *Daemon) version() string {
+	if d.Version != "" {
+		return d.Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return ""
+}
 
 // NewDriver opens the storage driver a config names.
 func NewDriver(st distconfig.Storage) (storage.Driver, error) {
@@ -92,9 +133,6 @@ func NewDriver(st distconfig.Storage) (storage.Driver, error) {
 // implement yet, and warns about features that are not active.
 func refuseUnsupported(cfg *distconfig.Config, log *slog.Logger) error {
 	var errs []string
-	for kind := range cfg.Auth {
-		errs = append(errs, fmt.Sprintf("auth.%s: authentication is not supported by regctl serve yet; refusing to serve without it (remove the auth section only if this registry may be open to everyone)", kind))
-	}
 	if len(cfg.HTTP.TLS.ClientCAs) > 0 {
 		errs = append(errs, "http.tls.clientcas: client certificate authentication is not supported yet")
 	}
@@ -145,8 +183,24 @@ func (d *Daemon) Reload() error {
 		}
 		return err
 	}
+	// Auth is rebuilt from the file each time, so a rotated
+	// rootcertbundle or htpasswd file takes effect without a restart; a
+	// broken auth section rejects the whole reload and the running
+	// protection stays.
+	authc, err := auth.FromConfig(cfg.Auth)
+	if err != nil {
+		return fmt.Errorf("reload: %w (keeping the running config)", err)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.server.SetAuth(authc)
+	switch {
+	case authc == nil && d.cfg.Auth != nil:
+		d.log.Warn("reload removed the auth section: anyone who can reach this registry can push, pull and delete")
+	case fmt.Sprint(cfg.Auth) != fmt.Sprint(d.cfg.Auth):
+		d.log.Info("authentication reloaded")
+	}
+	d.cfg.Auth = cfg.Auth
 	if cfg.Storage.ReadOnly != d.server.ReadOnly() {
 		d.server.SetReadOnly(cfg.Storage.ReadOnly)
 		d.log.Info("read-only mode changed", "read_only", cfg.Storage.ReadOnly)
@@ -196,6 +250,31 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
+	// Cluster maintenance: the first round runs before the first
+	// request (and the first upload purge), so a job that holds the
+	// lease already never sees this node write. The agent stops, and
+	// removes the heartbeat, only after the last request has drained
+	// (the deferred stop runs after Shutdown), so a job keeps waiting
+	// for this node until then.
+	agent := &maintenance.Agent{
+		Driver:   d.server.Driver(),
+		Server:   d.server,
+		Node:     maintenance.LocalNode(d.nodeID, ln.Addr().String(), d.version()),
+		Interval: d.HeartbeatInterval,
+		Log:      d.log,
+	}
+	agent.Tick(ctx)
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	agentDone := make(chan struct{})
+	go func() {
+		defer close(agentDone)
+		agent.Run(agentCtx)
+	}()
+	defer func() {
+		stopAgent()
+		<-agentDone
+	}()
+
 	purge := d.cfg.Storage.UploadPurging
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
@@ -210,7 +289,7 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	d.log.Info("listening", "addr", ln.Addr().String(), "network", network, "tls", hc.TLS.Certificate != "",
-		"read_only", d.server.ReadOnly(), "storage", d.cfg.Storage.Driver)
+		"read_only", d.server.RefusesWrites(), "storage", d.cfg.Storage.Driver, "node", d.nodeID)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

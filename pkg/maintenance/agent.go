@@ -1,0 +1,233 @@
+package maintenance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"regctl/pkg/storage"
+)
+
+// DefaultHeartbeat is how often daemons read the lease and write their
+// heartbeat.
+const DefaultHeartbeat = 2 * time.Second
+
+// HeartbeatEnv overrides DefaultHeartbeat (a Go duration, "500ms"), for
+// daemons and for jobs judging which nodes are gone alike.
+const HeartbeatEnv = "REGCTL_CLUSTER_HEARTBEAT"
+
+// HeartbeatFromEnv is the interval HeartbeatEnv sets, or DefaultHeartbeat.
+func HeartbeatFromEnv() (time.Duration, error) {
+	v := os.Getenv(HeartbeatEnv)
+	if v == "" {
+		return DefaultHeartbeat, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a positive duration such as 2s", HeartbeatEnv, v)
+	}
+	return d, nil
+}
+
+// Switch is the registry server an Agent drives (*registryd.Server).
+type Switch interface {
+	// ReadOnly is the configured read-only mode.
+	ReadOnly() bool
+	SetMaintenance(reason string)
+	ClearMaintenance()
+	// WaitWritesIdle returns once no admitted write is running.
+	WaitWritesIdle(ctx context.Context) error
+}
+
+// Agent is a daemon's side of maintenance: every Interval it reads the
+// lease (one GetContent), switches the server's maintenance mode to
+// match, and writes the node's heartbeat with its acknowledgement.
+//
+// It fails closed: when the lease cannot be read GoneAfter times in a
+// row (the bucket is unreachable, say), the server refuses writes until
+// it can be read again, since a job may be running unseen.
+type Agent struct {
+	Driver storage.Driver
+	Server Switch
+	// Node is the fixed part of the heartbeat: ID, Addr, Version, PID,
+	// Host. The agent fills in the rest.
+	Node     Node
+	Interval time.Duration // DefaultHeartbeat when 0
+	Log      *slog.Logger
+
+	mu       sync.Mutex
+	cause    string // what maintenance is on for: "" (none), "lease:<id>", "unreadable", "corrupt:<id>"
+	reason   string
+	ack      string
+	failures int  // lease reads failed in a row
+	waiting  bool // logged that writes in flight hold the ack back
+	hbFailed bool
+	expired  string // id of the expired lease already logged
+}
+
+func (a *Agent) interval() time.Duration {
+	if a.Interval <= 0 {
+		return DefaultHeartbeat
+	}
+	return a.Interval
+}
+
+func (a *Agent) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Log
+}
+
+// Tick runs one round: read the lease, switch, write the heartbeat. The
+// daemon runs one before it accepts connections, so that a job already
+// running finds it read-only from its first request.
+func (a *Agent) Tick(ctx context.Context) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	iv := a.interval()
+	// Storage calls are bounded by the interval, so an unreachable
+	// storage counts as failures at the heartbeat's pace.
+	rctx, cancel := context.WithTimeout(ctx, iv)
+	info, corrupt, err := readLease(rctx, a.Driver)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		a.readable()
+		a.leave()
+	case err != nil:
+		a.failures++
+		switch {
+		case a.failures >= GoneAfter && a.cause == "":
+			a.log().Error("cannot read the maintenance lease: refusing writes until it can be read", "failures", a.failures, "err", err)
+			a.enter(ctx, "unreadable", "the maintenance lease cannot be read (is the storage reachable?)", nil)
+		case a.failures == 1:
+			a.log().Warn("cannot read the maintenance lease", "err", err)
+		}
+	case corrupt:
+		a.readable()
+		if a.cause != "corrupt:"+info.ID {
+			a.log().Error("the maintenance lease is corrupt: refusing writes until a maintenance job replaces it", "path", LeasePath)
+		}
+		a.enter(ctx, "corrupt:"+info.ID, "the maintenance lease is corrupt", nil)
+	case info.Expired(time.Now()):
+		a.readable()
+		if a.expired != info.ID {
+			a.expired = info.ID
+			a.log().Warn("maintenance lease expired: its holder stopped renewing it (crashed?)", "holder", info.Holder, "reason", info.Reason, "expired", info.Expires)
+		}
+		a.leave()
+	default:
+		a.readable()
+		a.enter(ctx, "lease:"+info.ID, info.Reason+" by "+info.Holder, &info)
+	}
+	a.heartbeat(ctx)
+}
+
+func (a *Agent) readable() {
+	if a.failures >= GoneAfter {
+		a.log().Info("the maintenance lease can be read again", "after_failures", a.failures)
+	}
+	a.failures = 0
+}
+
+// enter switches maintenance on for cause (again only when the cause
+// changes) and, for a lease, acknowledges it once no write is in flight.
+func (a *Agent) enter(ctx context.Context, cause, reason string, l *LeaseInfo) {
+	if a.cause != cause {
+		a.Server.SetMaintenance(reason)
+		a.cause, a.reason, a.ack, a.waiting = cause, reason, "", false
+		attrs := []any{"reason", reason}
+		if l != nil {
+			attrs = append(attrs, "expires", l.Expires.Local().Format(time.RFC3339))
+		}
+		a.log().Info("maintenance: refusing writes", attrs...)
+	}
+	if l == nil || a.ack == l.Ack() {
+		return
+	}
+	// Writes admitted before the switch may still be running: ack only
+	// once they are done, waiting at most half an interval per round
+	// so the heartbeat keeps its pace.
+	wctx, cancel := context.WithTimeout(ctx, a.interval()/2)
+	err := a.Server.WaitWritesIdle(wctx)
+	cancel()
+	if err != nil {
+		if !a.waiting {
+			a.waiting = true
+			a.log().Info("maintenance: waiting for writes in flight to finish before acknowledging")
+		}
+		return
+	}
+	a.ack = l.Ack()
+	a.log().Info("maintenance: read-only with no write in flight; acknowledged", "holder", l.Holder, "reason", l.Reason)
+}
+
+// leave ends maintenance, if it is on.
+func (a *Agent) leave() {
+	if a.cause == "" {
+		return
+	}
+	a.Server.ClearMaintenance()
+	a.cause, a.reason, a.ack, a.waiting = "", "", "", false
+	if a.Server.ReadOnly() {
+		a.log().Info("maintenance ended; still read-only by configuration")
+	} else {
+		a.log().Info("maintenance ended: accepting writes again")
+	}
+}
+
+func (a *Agent) heartbeat(ctx context.Context) {
+	n := a.Node
+	var why []string
+	if a.Server.ReadOnly() {
+		why = append(why, "config")
+	}
+	if a.cause != "" {
+		why = append(why, "maintenance: "+a.reason)
+	}
+	n.ReadOnly, n.ReadOnlyReason = len(why) > 0, strings.Join(why, "; ")
+	n.MaintenanceAck = a.ack
+	n.IntervalMS = a.interval().Milliseconds()
+	n.LastSeen = time.Now()
+	hctx, cancel := context.WithTimeout(ctx, a.interval())
+	err := Heartbeat(hctx, a.Driver, n)
+	cancel()
+	switch {
+	case err != nil && ctx.Err() == nil && !a.hbFailed:
+		a.hbFailed = true
+		a.log().Warn("cannot write this node's heartbeat: maintenance jobs will count it as gone", "err", err)
+	case err == nil && a.hbFailed:
+		a.hbFailed = false
+		a.log().Info("heartbeat written again")
+	}
+}
+
+// Run ticks every Interval until ctx ends, then removes the heartbeat.
+// Cancel ctx only once the server has stopped taking requests: until
+// then a job must keep seeing, and waiting for, this node.
+func (a *Agent) Run(ctx context.Context) {
+	t := time.NewTicker(a.interval())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := RemoveNode(rctx, a.Driver, a.Node.ID); err != nil {
+				a.log().Warn("cannot remove this node's heartbeat; it will show as gone", "err", err)
+			}
+			return
+		case <-t.C:
+			a.Tick(ctx)
+		}
+	}
+}
