@@ -1,7 +1,11 @@
 package cmd
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -9,6 +13,7 @@ import (
 	"regctl/internal/ui"
 	"regctl/pkg/reconfigure"
 	"regctl/pkg/serve"
+	"regctl/pkg/service"
 )
 
 type reconfigureOpts struct {
@@ -26,7 +31,11 @@ config.yml, GitLab's gitlab.yml, the token-signing certificate and key, and
 generates missing secrets into regctl-secrets.json beside the settings file.
 
 Nothing is written when the settings are invalid. Files are written
-atomically, and only when their content or mode changes.`,
+atomically, and only when their content or mode changes.
+
+A regctl serve running on config.yml is then told to reload (SIGHUP). One
+that regctl start started is restarted instead when a changed setting cannot
+be reloaded (the listen address, TLS, the storage driver or its parameters).`,
 		Example: `  regctl reconfigure
   regctl reconfigure --dry-run          # show a diff, write nothing
   regctl reconfigure --settings ./regctl.toml -o json`,
@@ -37,9 +46,15 @@ atomically, and only when their content or mode changes.`,
 	return c
 }
 
-func (o *reconfigureOpts) run(*cobra.Command, []string) error {
+func (o *reconfigureOpts) run(c *cobra.Command, _ []string) error {
 	l, err := o.loadSettings()
 	if err != nil {
+		return err
+	}
+	// config.yml as the daemon may be running it, to tell a reload from
+	// a restart once Run has replaced it.
+	oldConfig, err := os.ReadFile(l.Resolve().ConfigYML)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	res, err := reconfigure.Run(l, reconfigure.Options{DryRun: o.dryRun})
@@ -48,7 +63,7 @@ func (o *reconfigureOpts) run(*cobra.Command, []string) error {
 	}
 	var reload reloadResult
 	if !o.dryRun {
-		reload = reloadDaemon(l)
+		reload = applyToDaemon(c.Context(), l, oldConfig)
 	}
 	p := o.printer()
 	if o.json() {
@@ -70,11 +85,18 @@ func (o *reconfigureOpts) run(*cobra.Command, []string) error {
 	return nil
 }
 
-// reloadResult is what happened when regctl told its daemon to reload.
+// reloadResult is what happened when regctl told its daemon to reload
+// or restarted it.
 type reloadResult struct {
 	Config string `json:"config"`
 	PID    int    `json:"pid,omitempty"` // 0: no regctl serve runs on it
-	Error  string `json:"error,omitempty"`
+	// Managed: started by `regctl start`, so reconfigure may restart it.
+	Managed bool `json:"managed,omitempty"`
+	// NeedsRestart names changed settings a reload cannot apply.
+	NeedsRestart []string `json:"needs_restart,omitempty"`
+	Restarted    bool     `json:"restarted,omitempty"`
+	NewPID       int      `json:"new_pid,omitempty"`
+	Error        string   `json:"error,omitempty"`
 }
 
 // reloadDaemon tells a regctl serve running on the rendered config to
@@ -89,10 +111,35 @@ func reloadDaemon(l *reconfigure.Loaded) reloadResult {
 	return r
 }
 
+// applyToDaemon reloads the daemon, or restarts it when it was started
+// by `regctl start` and a setting changed that a reload cannot apply.
+func applyToDaemon(ctx context.Context, l *reconfigure.Loaded, oldConfig []byte) reloadResult {
+	a, err := service.New(l.Resolve()).Apply(ctx, oldConfig)
+	r := reloadResult{Config: a.Config, PID: a.PID, Managed: a.Managed, NeedsRestart: a.NeedsRestart,
+		Restarted: a.Restarted, NewPID: a.NewPID}
+	if err != nil {
+		r.Error = err.Error()
+		var se *service.StartError
+		if errors.As(err, &se) && se.LogTail != "" {
+			r.Error += "\n" + strings.TrimRight(se.LogTail, "\n")
+		}
+	}
+	return r
+}
+
 func (r reloadResult) print(p *ui.Printer) {
+	changed := strings.Join(r.NeedsRestart, ", ")
 	switch {
+	case r.Error != "" && len(r.NeedsRestart) > 0 && r.Managed:
+		p.Line(ui.Fail, "regctl serve", fmt.Sprintf("restart for %s failed:", changed))
+		p.Hint(r.Error)
 	case r.Error != "":
 		p.Line(ui.Warn, "regctl serve", "could not signal it: "+r.Error)
+	case r.Restarted:
+		p.Line(ui.OK, "regctl serve", fmt.Sprintf("restarted (%s changed, which a reload cannot apply): pid %d -> %d", changed, r.PID, r.NewPID))
+	case r.PID != 0 && len(r.NeedsRestart) > 0:
+		p.Line(ui.Warn, "regctl serve", fmt.Sprintf("pid %d told to reload, but %s changed, which needs a restart; "+
+			"it was not started by `regctl start`, so restart it where it runs", r.PID, changed))
 	case r.PID != 0:
 		p.Line(ui.OK, "regctl serve", fmt.Sprintf("pid %d told to reload %s", r.PID, r.Config))
 	default:

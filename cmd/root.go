@@ -84,7 +84,10 @@ GitLab's gitlab.yml, the token-signing key pair and maintenance.`,
 		newReadonlyCmd(o),
 		newServeCmd(o),
 		newTokenCmd(o),
+		newGCCmd(o),
+		newMigrateCmd(o),
 	)
+	root.AddCommand(newServiceCmds(o)...)
 	return root, o
 }
 
@@ -111,6 +114,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	err := root.Execute()
 	if err == nil {
 		return 0
+	}
+	var quiet quietExit
+	if errors.As(err, &quiet) {
+		return quiet.code
 	}
 	code := exitCode(err)
 	var inv *reconfigure.InvalidError

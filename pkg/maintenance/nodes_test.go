@@ -90,7 +90,7 @@ func TestNodes(t *testing.T) {
 func TestWaitForReadOnly(t *testing.T) {
 	onDrivers(t, func(t *testing.T, d storage.Driver) {
 		ctx := t.Context()
-		const iv = 100 * time.Millisecond
+		const iv = 300 * time.Millisecond // gone after 3 intervals: room for a loaded machine
 		l, err := Acquire(ctx, d, "h/1/gc", "garbage collection", time.Minute)
 		if err != nil {
 			t.Fatal(err)

@@ -128,7 +128,7 @@ func ownHeartbeat(t *testing.T, drv storage.Driver, id string) *maintenance.Node
 // writes come back after the release. Its heartbeat goes on shutdown.
 func TestDaemonClusterMaintenance(t *testing.T) {
 	root := t.TempDir()
-	const iv = 50 * time.Millisecond
+	const iv = 200 * time.Millisecond
 	td := startDaemon(t, root, iv)
 	drv, err := storage.NewFilesystem(root)
 	if err != nil {
@@ -212,7 +212,7 @@ func TestDaemonClusterMaintenance(t *testing.T) {
 // PATCH whose body is still arriving holds it back, and still succeeds.
 func TestDaemonAckWaitsForWritesInFlight(t *testing.T) {
 	root := t.TempDir()
-	const iv = 50 * time.Millisecond
+	const iv = 200 * time.Millisecond
 	td := startDaemon(t, root, iv)
 	drv, err := storage.NewFilesystem(root)
 	if err != nil {

@@ -209,9 +209,9 @@ func (d *Daemon) Reload() error {
 		d.level.Set(LogLevel(cfg.Log.Level))
 		d.log.Info("log level changed", "level", cfg.Log.Level)
 	}
-	if cfg.HTTP.Addr != d.cfg.HTTP.Addr || cfg.Storage.Driver != d.cfg.Storage.Driver ||
-		fmt.Sprint(cfg.Storage.Params) != fmt.Sprint(d.cfg.Storage.Params) {
-		d.log.Warn("config changes to http or storage need a restart to take effect")
+	if reasons := RestartReasons(d.cfg, cfg); len(reasons) > 0 {
+		// d.cfg keeps what runs, so the warning repeats until a restart.
+		d.log.Warn("config changes need a restart to take effect (regctl restart)", "keys", strings.Join(reasons, ", "))
 	}
 	d.cfg.Storage.ReadOnly, d.cfg.Log.Level = cfg.Storage.ReadOnly, cfg.Log.Level
 	return nil

@@ -52,35 +52,100 @@ func SignalReload(configPath string) (int, error) {
 	return pid, nil
 }
 
-// runningDaemon reads a pid file and checks that the process is alive and
-// is a regctl serve, so a stale file whose pid was reused by another
-// program is never signalled. "serve" in the arguments is not enough:
-// CNCF Distribution runs as `registry serve config.yml` on the same hosts,
-// and SIGHUP ends it. The program itself must be regctl, by its name
-// (argv[0]) or the kernel's name for it (comm).
-func runningDaemon(path string) (int, error) {
+// ErrBadPIDFile is wrapped when a pid file holds no pid.
+var ErrBadPIDFile = errors.New("not a pid")
+
+// PIDFileInfo is what a pid file says and whether it still holds.
+type PIDFileInfo struct {
+	Path string `json:"path"`
+	// PID is the pid recorded; 0 when there is no file.
+	PID int `json:"pid,omitempty"`
+	// Live is true when PID is a running regctl serve.
+	Live bool `json:"live"`
+	// Program is what runs under PID now when it is not a regctl serve
+	// (a reused pid); "" when nothing runs there.
+	Program string `json:"program,omitempty"`
+	// Args is the live daemon's command line.
+	Args []string `json:"args,omitempty"`
+}
+
+// Stale reports a pid file that names no running regctl serve: left by
+// a crash, or naming a pid the kernel has since given to another program.
+func (i PIDFileInfo) Stale() bool { return i.PID != 0 && !i.Live }
+
+// InspectPIDFile reads a pid file and checks its process as
+// runningDaemon does. A missing file is no error (PID 0); an unreadable
+// or garbled one is.
+func InspectPIDFile(path string) (PIDFileInfo, error) {
+	info := PIDFileInfo{Path: path}
 	pid, err := readPID(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+		return info, nil
 	}
 	if err != nil {
+		return info, err
+	}
+	info.PID = pid
+	info.Args, info.Program, info.Live = regctlServe(pid)
+	return info, nil
+}
+
+// runningDaemon reads a pid file and checks that the process is alive and
+// is a regctl serve, so a stale file whose pid was reused by another
+// program is never signalled.
+func runningDaemon(path string) (int, error) {
+	info, err := InspectPIDFile(path)
+	if err != nil || !info.Live {
 		return 0, err
 	}
+	return info.PID, nil
+}
+
+// regctlServe tells whether pid is a running regctl serve. "serve" in
+// the arguments is not enough: CNCF Distribution runs as `registry serve
+// config.yml` on the same hosts, and SIGHUP ends it. The program itself
+// must be regctl, by its name (argv[0]) or the kernel's name for it
+// (comm). A zombie never counts. When pid is not a regctl serve, program
+// names what runs there instead ("" for nothing).
+func regctlServe(pid int) (args []string, program string, ok bool) {
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return 0, nil // not running
+	if err != nil || Exited(pid) {
+		return nil, "", false // not running
 	}
-	args := strings.Split(string(bytes.TrimRight(cmdline, "\x00")), "\x00")
-	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if !strings.Contains(filepath.Base(args[0]), "regctl") && !strings.Contains(string(comm), "regctl") {
-		return 0, nil
+	commB, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	comm := strings.TrimSpace(string(commB))
+	args = strings.Split(string(bytes.TrimRight(cmdline, "\x00")), "\x00")
+	program = comm
+	if args[0] != "" {
+		program = filepath.Base(args[0])
+	}
+	if !strings.Contains(filepath.Base(args[0]), "regctl") && !strings.Contains(comm, "regctl") {
+		return nil, program, false
 	}
 	for _, a := range args[1:] {
 		if a == "serve" {
-			return pid, nil
+			return args, program, true
 		}
 	}
-	return 0, nil
+	return nil, program, false
+}
+
+// Exited reports whether pid no longer runs: there is no such process,
+// or it is a zombie (it has exited and waits for its parent, which for a
+// daemon started by `regctl start` is init, to reap it).
+func Exited(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the command name, which is in parentheses and
+	// may itself hold spaces or parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return false
+	}
+	st := stat[i+2]
+	return st == 'Z' || st == 'X'
 }
 
 func readPID(path string) (int, error) {
@@ -90,7 +155,7 @@ func readPID(path string) (int, error) {
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s: not a pid", path)
+		return 0, fmt.Errorf("%s: %w", path, ErrBadPIDFile)
 	}
 	return pid, nil
 }

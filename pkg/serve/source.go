@@ -53,15 +53,36 @@ func FindConfig(configArg, settingsPath string, settingsExplicit bool, log *slog
 	case err != nil:
 		return nil, err
 	}
-	path := l.Resolve().ConfigYML
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("%s does not exist: run `regctl reconfigure` first, or pass a config file", path)
-	}
-	cfg, err := distconfig.Load(path, log)
+	cfg, path, err := renderedConfig(l, log)
 	if err != nil {
 		return nil, err
 	}
 	return &ConfigSource{Config: cfg, Path: path}, nil
+}
+
+// LoadConfig is the config a maintenance command works on, as gitlab-ctl
+// does it: CONFIG when given, else the config.yml rendered from the
+// settings file. There is no embedded default here: collecting garbage
+// in an accidental ./regctl-data would help nobody.
+func LoadConfig(configArg, settingsPath string, log *slog.Logger) (*distconfig.Config, string, error) {
+	if configArg != "" {
+		cfg, err := distconfig.Load(configArg, log)
+		return cfg, configArg, err
+	}
+	l, err := reconfigure.Load(settingsPath)
+	if err != nil {
+		return nil, "", err
+	}
+	return renderedConfig(l, log)
+}
+
+func renderedConfig(l *reconfigure.Loaded, log *slog.Logger) (*distconfig.Config, string, error) {
+	path := l.Resolve().ConfigYML
+	if _, err := os.Stat(path); err != nil {
+		return nil, "", fmt.Errorf("%s does not exist: run `regctl reconfigure` first, or pass a config file", path)
+	}
+	cfg, err := distconfig.Load(path, log)
+	return cfg, path, err
 }
 
 // embeddedDefault is distconfig.Default(root) with the REGISTRY_*

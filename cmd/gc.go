@@ -1,0 +1,190 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"regctl/internal/ui"
+	"regctl/pkg/gc"
+	"regctl/pkg/maintenance"
+	"regctl/pkg/serve"
+	"regctl/pkg/storage"
+)
+
+type gcOpts struct {
+	*rootOpts
+	untagged, dryRun, verbose bool
+	ackTimeout                time.Duration
+}
+
+func newGCCmd(root *rootOpts) *cobra.Command {
+	o := &gcOpts{rootOpts: root}
+	c := &cobra.Command{
+		Use:   "registry-garbage-collect [CONFIG]",
+		Short: "Delete blobs (and with -m untagged manifests) that nothing references",
+		Long: `registry-garbage-collect deletes exactly what CNCF Distribution's
+"registry garbage-collect" deletes on the same data, much faster, with one
+deliberate difference: with -m it keeps the OCI referrers (signatures, SBOMs,
+attestations) of every manifest it keeps.
+
+CONFIG defaults to the config.yml rendered from the settings. The registry
+does not stop: every regctl daemon on the storage switches to read-only for
+the duration (pulls go on) and back afterwards, also on failure or Ctrl-C.
+Other writers (CNCF Distribution, GitLab's registry) must be read-only.`,
+		Example: `  regctl registry-garbage-collect            # unreferenced blobs
+  regctl registry-garbage-collect -m -d      # what -m would delete, deleting nothing
+  regctl registry-garbage-collect -m -v /var/opt/gitlab/registry/config.yml`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: o.run,
+	}
+	f := c.Flags()
+	f.BoolVarP(&o.untagged, "delete-untagged", "m", false, "also delete manifests no tag points at (their referrers are kept)")
+	f.BoolVarP(&o.dryRun, "dry-run", "d", false, "report what would be deleted; delete nothing")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "list every deleted object")
+	f.DurationVar(&o.ackTimeout, "ack-timeout", 2*time.Minute, "how long to wait for running daemons to switch to read-only")
+	return c
+}
+
+// gcResult is the JSON output.
+type gcResult struct {
+	Config    string        `json:"config"`
+	Report    *gc.Report    `json:"report"`
+	Deletions []gc.Deletion `json:"deletions,omitempty"`
+	Daemons   *int          `json:"daemons_read_only,omitempty"`
+}
+
+func (o *gcOpts) run(c *cobra.Command, args []string) error {
+	log := slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	configArg := ""
+	if len(args) == 1 {
+		configArg = args[0]
+	}
+	cfg, configPath, err := serve.LoadConfig(configArg, o.settingsPath(), log)
+	if err != nil {
+		return err
+	}
+	drv, err := serve.NewDriver(cfg.Storage)
+	if err != nil {
+		return err
+	}
+	if s3, ok := drv.(*storage.S3); ok {
+		// GC keeps 32 requests in flight; the SDK keeps 10 idle.
+		drv = s3.WithConnections(64)
+	}
+	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	p := o.printer()
+	progress := ui.NewProgress(o.stderr)
+	res := gcResult{Config: configPath}
+	opts := gc.Options{
+		RemoveUntagged: o.untagged,
+		DryRun:         o.dryRun,
+		Log:            log,
+		Progress:       func(ph gc.Phase, done, total int) { progress.Update(string(ph), done, total) },
+		OnDelete: func(d gc.Deletion) {
+			if o.json() {
+				res.Deletions = append(res.Deletions, d)
+			} else if o.verbose {
+				progress.Done()
+				fmt.Fprintln(o.stdout, deletionLine(d, o.dryRun))
+			}
+		},
+	}
+	collect := func(ctx context.Context) error {
+		var err error
+		res.Report, err = gc.Run(ctx, drv, opts)
+		progress.Done()
+		return err
+	}
+
+	if o.dryRun {
+		// Nothing is deleted, so nothing needs to hold still.
+		err = collect(ctx)
+	} else {
+		_, err = maintenance.During(ctx, drv, maintenance.DuringOptions{
+			Holder:     maintenance.Holder("registry-garbage-collect"),
+			Reason:     "garbage collection",
+			AckTimeout: o.ackTimeout,
+			Log:        log,
+			OnReadOnly: func(w maintenance.WaitResult) {
+				res.Daemons = &w.Acked
+				if o.json() {
+					return
+				}
+				if w.NoDaemons() {
+					p.Line(ui.Warn, "writers", "no regctl daemon runs on this storage: other writers (CNCF Distribution, GitLab's registry) must be read-only or stopped")
+				} else {
+					p.Line(ui.OK, "read-only", fmt.Sprintf("%d regctl daemon(s) switched to read-only; pulls go on", w.Acked))
+				}
+			},
+		}, collect)
+	}
+	if err != nil {
+		return err
+	}
+	if o.json() {
+		return p.JSON(res)
+	}
+	printGCReport(p, res.Report)
+	return nil
+}
+
+func deletionLine(d gc.Deletion, dryRun bool) string {
+	verb := "deleted"
+	if dryRun {
+		verb = "would delete"
+	}
+	parts := []string{verb, d.Kind}
+	if d.Repository != "" {
+		parts = append(parts, d.Repository)
+	}
+	if d.Tag != "" {
+		parts = append(parts, "tag "+d.Tag)
+	}
+	parts = append(parts, d.Digest.String())
+	return strings.Join(parts, " ")
+}
+
+func printGCReport(p *ui.Printer, r *gc.Report) {
+	title := "registry-garbage-collect"
+	verb := "deleted"
+	if r.DryRun {
+		title += " (dry run: nothing deleted)"
+		verb = "would be deleted"
+	}
+	p.Title(title)
+	p.Field("repositories", fmt.Sprint(r.Repositories))
+	p.Field("marked", fmt.Sprintf("%d manifests, %d blobs", r.ManifestsMarked, r.BlobsMarked))
+	p.Field(verb, fmt.Sprintf("%d manifests, %d blobs, %d layer links, %d tag index entries",
+		r.ManifestsDeleted, r.BlobsDeleted, r.LayerLinksDeleted, r.TagIndexEntriesDeleted))
+	p.Field("bytes freed", humanBytes(r.BytesFreed))
+	if r.ReferrersKept > 0 {
+		p.Field("referrers kept", fmt.Sprintf("%d (Distribution's -m would delete them)", r.ReferrersKept))
+	}
+	p.Field("took", r.Duration.Round(time.Millisecond).String())
+	for _, pr := range r.Problems {
+		p.Line(ui.Warn, "problem", pr.String())
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,154 @@
+package integration
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"regctl/internal/testtools"
+)
+
+// TestGarbageCollectWithRunningDaemon is gitlab-ctl registry-garbage-collect
+// -m without the downtime: the daemon keeps serving pulls, switches to
+// read-only for the run, and afterwards answers 404 for what was deleted
+// while every tagged image and its signature still pull.
+func TestGarbageCollectWithRunningDaemon(t *testing.T) {
+	dir := t.TempDir()
+	addr := testtools.FreeAddr(t)
+	settings := filepath.Join(dir, "regctl.toml")
+	src := "data_dir = \"data\"\n[registry]\nregistry_http_addr = \"" + addr + "\"\n"
+	if err := os.WriteFile(settings, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := cleanEnv("REGCTL_CLUSTER_HEARTBEAT=100ms")
+	if out, code := runRegctl(t, dir, env, "--settings", settings, "reconfigure"); code != 0 {
+		t.Fatalf("reconfigure: exit %d\n%s", code, out)
+	}
+	config := filepath.Join(dir, "data", "registry", "config.yml")
+	cmd := exec.Command(regctlBinary(t), "serve", config)
+	cmd.Env = env
+	daemon := testtools.StartCmd(t, addr, cmd)
+	t.Cleanup(closeClientConns)
+
+	tok, code := runRegctl(t, dir, env, "--settings", settings, "token", "issue", "--ttl", "10m",
+		"--scope", "repository:team/app:pull,push,delete")
+	if code != 0 {
+		t.Fatalf("token issue: exit %d\n%s", code, tok)
+	}
+	opt := remote.WithAuth(&authn.Bearer{Token: strings.TrimSpace(tok)})
+
+	// v1 is pushed, then overwritten: the first image becomes untagged.
+	old, err := random.Image(1024, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := random.Image(1024, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := mustRef(t, addr+"/team/app:v1")
+	for _, img := range []v1.Image{old, cur} {
+		if err := remote.Write(ref, img, opt); err != nil {
+			t.Fatalf("push: %v", err)
+		}
+	}
+	oldDigest, _ := old.Digest()
+	oldLayers, _ := old.Layers()
+	oldLayer, _ := oldLayers[0].Digest()
+
+	// A signature of the current image, pushed by digest (untagged).
+	curDesc, err := remote.Head(ref, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	sig = mutate.ConfigMediaType(sig, "application/vnd.dev.cosign.artifact.sig.v1+json")
+	sig, _ = mutate.Append(sig, mutate.Addendum{Layer: static.NewLayer([]byte("sig"), "application/vnd.dev.cosign.simplesigning.v1+json")})
+	sig = mutate.Subject(sig, *curDesc).(v1.Image)
+	sigDigest, _ := sig.Digest()
+	if err := remote.Write(mustRef(t, addr+"/team/app@"+sigDigest.String()), sig, opt); err != nil {
+		t.Fatalf("push signature: %v", err)
+	}
+
+	out, code := runRegctl(t, dir, env, "--settings", settings, "-o", "json", "registry-garbage-collect", "-m")
+	if code != 0 {
+		t.Fatalf("registry-garbage-collect -m: exit %d\n%s", code, out)
+	}
+	var res struct {
+		Report struct {
+			ManifestsDeleted, BlobsDeleted, ReferrersKept int
+		} `json:"report"`
+		Daemons *int `json:"daemons_read_only"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("output is not JSON (%v):\n%s", err, out)
+	}
+	if res.Daemons == nil || *res.Daemons != 1 {
+		t.Errorf("daemons_read_only = %v, want 1 (the running daemon acknowledged)", res.Daemons)
+	}
+	if res.Report.ManifestsDeleted != 1 || res.Report.ReferrersKept != 1 || res.Report.BlobsDeleted == 0 {
+		t.Errorf("report %+v: want the overwritten manifest deleted, the signature kept, blobs freed", res.Report)
+	}
+	if !strings.Contains(daemon.Output(), "maintenance") {
+		t.Errorf("daemon log shows no maintenance switch:\n%s", daemon.Output())
+	}
+
+	// What was deleted is gone for the running daemon too.
+	head := func(path string) int {
+		resp, _ := do(t, http.MethodHead, addr, path, nil, map[string]string{"Authorization": "Bearer " + strings.TrimSpace(tok)})
+		return resp.StatusCode
+	}
+	if s := head("/v2/team/app/manifests/" + oldDigest.String()); s != http.StatusNotFound {
+		t.Errorf("deleted manifest answers %d, want 404", s)
+	}
+	if s := head("/v2/team/app/blobs/" + oldLayer.String()); s != http.StatusNotFound {
+		t.Errorf("deleted layer answers %d, want 404", s)
+	}
+	// The tagged image and its signature still pull completely.
+	for _, r := range []string{addr + "/team/app:v1", addr + "/team/app@" + sigDigest.String()} {
+		img, err := remote.Image(mustRef(t, r), opt)
+		if err != nil {
+			t.Fatalf("pull %s: %v", r, err)
+		}
+		if err := pullAllLayers(img); err != nil {
+			t.Errorf("pull %s: %v", r, err)
+		}
+	}
+	// The lease is released: pushes work again.
+	if err := remote.Write(mustRef(t, addr+"/team/app:v2"), old, opt); err != nil {
+		t.Errorf("push after GC: %v", err)
+	}
+}
+
+func pullAllLayers(img v1.Image) error {
+	ls, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range ls {
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,158 @@
+package gc
+
+import (
+	"cmp"
+	"context"
+	"io"
+	"log/slog"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+
+	"regctl/pkg/storage"
+)
+
+// collector is one run.
+type collector struct {
+	drv     storage.Driver
+	opts    Options
+	log     *slog.Logger
+	workers int
+	batch   BatchDeleter
+	lister  FileLister
+	prog    progress
+
+	mu          sync.Mutex // guards the scan's results and problems
+	repos       []*repo
+	blobs       map[digest.Digest]*blobEntry
+	blobFiles   map[string][]string // blob folder -> files below it
+	problems    []Problem
+	problemSeen map[Problem]bool
+
+	// layout: scan the filesystem by its layout rather than walking it
+	// (see layout.go).
+	layout    bool
+	links     map[string]linkRead
+	linkMD5   map[string]string               // link path -> MD5 from a FileLister
+	manifests map[digest.Digest]*manifestInfo // by blob digest
+
+	rep *Report
+}
+
+func newCollector(drv storage.Driver, opts Options) *collector {
+	c := &collector{
+		drv:         drv,
+		opts:        opts,
+		log:         opts.Log,
+		workers:     opts.Workers,
+		blobs:       map[digest.Digest]*blobEntry{},
+		blobFiles:   map[string][]string{},
+		problemSeen: map[Problem]bool{},
+		links:       map[string]linkRead{},
+		linkMD5:     map[string]string{},
+		layout:      drv.Name() == "filesystem",
+		rep:         &Report{DryRun: opts.DryRun},
+	}
+	c.prog.fn = opts.Progress
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.workers <= 0 {
+		// S3 requests wait on the network: many in flight hide it. On
+		// a disk, more than a few only queue.
+		c.workers = 8
+		if drv.Name() == "s3" {
+			c.workers = 32
+		}
+	}
+	// Batches name the files the scan saw; the layout scan does not see
+	// every file of a folder, so it deletes folders one by one.
+	if b, ok := drv.(BatchDeleter); ok && !c.layout {
+		c.batch = b
+	}
+	if l, ok := drv.(FileLister); ok && !c.layout {
+		c.lister = l
+	}
+	return c
+}
+
+func (c *collector) problem(p Problem) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.problemLocked(p)
+}
+
+func (c *collector) problemLocked(p Problem) {
+	if c.problemSeen[p] {
+		return
+	}
+	c.problemSeen[p] = true
+	c.problems = append(c.problems, p)
+	c.log.Warn("gc: "+p.Kind, "path", p.Path, "repository", p.Repository, "digest", p.Digest, "detail", p.Detail)
+}
+
+func (c *collector) run(ctx context.Context) (*Report, error) {
+	defer func() {
+		c.mu.Lock()
+		c.rep.Problems = slices.Clone(c.problems)
+		c.mu.Unlock()
+		// Found by parallel scans: sorted, so runs compare.
+		slices.SortStableFunc(c.rep.Problems, func(a, b Problem) int {
+			return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Kind, b.Kind), strings.Compare(a.Detail, b.Detail))
+		})
+	}()
+	c.log.Info("gc: scanning", "driver", c.drv.Name(), "workers", c.workers, "remove_untagged", c.opts.RemoveUntagged, "dry_run", c.opts.DryRun)
+	if err := c.scan(ctx); err != nil {
+		return c.rep, phaseErr(PhaseScan, err)
+	}
+	sortRepos(c.repos, c.drv.Name())
+	c.rep.Repositories = len(c.repos)
+	if err := c.readLinks(ctx); err != nil {
+		return c.rep, phaseErr(PhaseRead, err)
+	}
+	if err := c.readManifests(ctx); err != nil {
+		return c.rep, phaseErr(PhaseRead, err)
+	}
+	c.log.Info("gc: read", "repositories", len(c.repos), "blobs", len(c.blobs), "links", len(c.links), "manifests", len(c.manifests))
+
+	c.prog.start(PhaseMark, len(c.repos))
+	// Repositories are prepared independently; only marking follows
+	// Distribution's order.
+	err := forEach(ctx, runtime.GOMAXPROCS(0), len(c.repos), func(_ context.Context, i int) error {
+		c.prepare(c.repos[i])
+		return nil
+	})
+	if err != nil {
+		return c.rep, phaseErr(PhaseMark, err)
+	}
+	res := c.mark()
+	c.prog.add(len(c.repos), 0)
+	c.rep.BlobsMarked = len(res.marked)
+	c.rep.ManifestsMarked = len(res.walked)
+	c.rep.ReferrersKept = res.referrersKept
+	c.log.Info("gc: marked", "blobs_marked", c.rep.BlobsMarked, "manifests_marked", c.rep.ManifestsMarked, "referrers_kept", c.rep.ReferrersKept)
+
+	p := c.plan(res)
+	c.log.Info("gc: sweeping", "manifests", len(p.revisions), "layer_links", len(p.layerLinks), "blobs", len(p.blobs))
+	// A manifest's tag index entries and referrer links go before its
+	// revision: once the revision is gone no later run finds them.
+	if err := c.sweep(ctx, PhaseDeleteManifests, p.manifestLinks, p.revisions); err != nil {
+		return c.rep, phaseErr(PhaseDeleteManifests, err)
+	}
+	// Layer links before blobs: Distribution (and so Run) ignores a link
+	// whose blob is gone, so links left behind by an interrupted blob
+	// sweep would stay forever; in this order an interrupted run leaves
+	// nothing a later one does not finish.
+	if err := c.sweep(ctx, PhaseDeleteLinks, p.layerLinks); err != nil {
+		return c.rep, phaseErr(PhaseDeleteLinks, err)
+	}
+	if err := c.sweep(ctx, PhaseDeleteBlobs, p.blobs); err != nil {
+		return c.rep, phaseErr(PhaseDeleteBlobs, err)
+	}
+	c.log.Info("gc: done", "manifests_deleted", c.rep.ManifestsDeleted, "blobs_deleted", c.rep.BlobsDeleted,
+		"layer_links_deleted", c.rep.LayerLinksDeleted, "bytes_freed", c.rep.BytesFreed, "problems", len(c.problems))
+	return c.rep, nil
+}

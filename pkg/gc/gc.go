@@ -1,0 +1,191 @@
+// Package gc is regctl's garbage collector: a mark and sweep over a
+// storage.Driver that deletes exactly what CNCF Distribution v3.1.2's
+// `registry garbage-collect [-m]` deletes on the same data, with one
+// deliberate difference: with RemoveUntagged it keeps the OCI referrers
+// (signatures, SBOMs) of every manifest it keeps.
+//
+// It reads the whole registry first, in parallel, then replays
+// Distribution's sequential marking in memory (so its order-dependent
+// results are reproduced exactly), then deletes in an order that keeps
+// every tagged image and its referrers pullable if it stops at any point:
+// untagged manifests (with their tag index entries and referrer links),
+// then layer links, then blobs.
+//
+// Where Distribution would abort (a corrupt link, a manifest it cannot
+// parse), Run records a Problem, keeps what might still be needed, and
+// goes on. The caller must make sure nothing writes to the storage
+// meanwhile; see package maintenance.
+package gc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"regctl/pkg/storage"
+
+	// Digest algorithms are only valid when their hash is linked in.
+	_ "crypto/sha256"
+	_ "crypto/sha512"
+)
+
+// Phase names a step of Run, for progress reports.
+type Phase string
+
+// The phases, in the order Run goes through them.
+const (
+	PhaseScan            Phase = "scan"             // listing repositories and blobs
+	PhaseRead            Phase = "read"             // reading links and manifests
+	PhaseMark            Phase = "mark"             // marking, per repository
+	PhaseDeleteManifests Phase = "delete-manifests" // untagged manifests, tag index entries, referrer links
+	PhaseDeleteLinks     Phase = "delete-layer-links"
+	PhaseDeleteBlobs     Phase = "delete-blobs"
+)
+
+// Kinds of Deletion.
+const (
+	KindManifest     = "manifest"      // a revision folder
+	KindTagIndex     = "tag-index"     // a tag's index entry for a deleted manifest
+	KindReferrerLink = "referrer-link" // regctl's referrers index entry of a deleted manifest
+	KindLayerLink    = "layer-link"    // a repository's link to a blob
+	KindBlob         = "blob"          // a blob folder
+)
+
+// Options tune Run. The zero value is Distribution's plain
+// `garbage-collect`: blobs only.
+type Options struct {
+	// RemoveUntagged is Distribution's -m: also delete manifests no tag
+	// points at, except those a kept manifest references and (unlike
+	// Distribution) the referrers of kept manifests.
+	RemoveUntagged bool
+	// DryRun changes nothing; the Report and OnDelete tell what would go.
+	DryRun bool
+	// Workers bounds concurrent storage requests; 0 means 8 on the
+	// filesystem and 32 on S3.
+	Workers int
+	// Log receives a line per phase, per problem and (at debug) per
+	// deletion; nil discards.
+	Log *slog.Logger
+	// Progress, when set, is called as each phase advances, from one
+	// goroutine at a time. total may grow during PhaseScan.
+	Progress func(phase Phase, done, total int)
+	// OnDelete, when set, is called for each deletion once it is done (in
+	// a dry run, once it is decided), from one goroutine at a time.
+	OnDelete func(Deletion)
+}
+
+// Deletion is one object removed (or, in a dry run, to be removed).
+type Deletion struct {
+	Kind       string // KindManifest, KindTagIndex, KindReferrerLink, KindLayerLink or KindBlob
+	Repository string // "" for blobs
+	Digest     digest.Digest
+	Tag        string // KindTagIndex only
+	Path       string // the folder (or, for a layer link, the file) removed
+	Size       int64  // bytes freed: a blob's data size, else 0
+}
+
+// Problem is something in the storage Distribution would stop on, or
+// that Run chose to handle differently from it. Run goes on after each.
+type Problem struct {
+	Kind       string // see the Problem* constants
+	Path       string
+	Repository string
+	Digest     digest.Digest
+	Detail     string // what was found and what Run did about it
+}
+
+func (p Problem) String() string {
+	s := p.Kind + ": " + p.Path
+	if p.Detail != "" {
+		s += ": " + p.Detail
+	}
+	return s
+}
+
+// Kinds of Problem.
+const (
+	// A link file that is empty or does not hold a valid digest.
+	ProblemCorruptLink = "corrupt-link"
+	// A link whose content is not the digest its path names.
+	ProblemMismatchedLink = "mismatched-link"
+	// A link to a blob that is not in blobs/: Distribution ignores the
+	// link (and never deletes it); so does Run.
+	ProblemMissingBlob = "missing-blob"
+	// A manifest that must be marked but cannot be parsed.
+	ProblemBadManifest = "bad-manifest"
+	// A repository folder whose name is not a valid repository name.
+	ProblemBadRepository = "bad-repository"
+	// A file in blobs/ outside the blobs/<alg>/<xx>/<hex>/data layout.
+	ProblemStrayBlobFile = "stray-blob-file"
+	// Something Distribution would delete although a kept manifest needs
+	// it (an artefact of its marking order); Run keeps it.
+	ProblemKeptForSafety = "kept-for-safety"
+	// A deliberate difference from Distribution on an unusual layout.
+	ProblemDeviation = "deviation"
+)
+
+// Report sums up a run.
+type Report struct {
+	Repositories int
+	// ManifestsMarked counts distinct manifests whose references were
+	// marked; BlobsMarked is Distribution's "blobs marked": every digest
+	// in the mark set, manifests included.
+	ManifestsMarked, BlobsMarked int
+
+	ManifestsDeleted, BlobsDeleted, LayerLinksDeleted int
+	TagIndexEntriesDeleted, ReferrerLinksDeleted      int
+	BytesFreed                                        int64
+
+	// ReferrersKept counts untagged referrers kept because their subject
+	// is kept: the manifests Distribution's -m would delete and Run keeps.
+	ReferrersKept int
+
+	Problems []Problem
+	DryRun   bool
+	Duration time.Duration
+}
+
+// BatchDeleter is what Run wants from drivers that can delete many files
+// in one request (S3's DeleteObjects: 1000 keys a call). Run checks for it
+// on the driver it is given and falls back to one Delete per file.
+type BatchDeleter interface {
+	// DeleteMany removes the files at paths (files, never folders:
+	// Run names every file itself) in as few requests as it can. Paths
+	// already gone are not errors; any other failure is returned,
+	// naming the paths that are left.
+	DeleteMany(ctx context.Context, paths []string) error
+}
+
+// FileLister is what Run wants from drivers with flat listings (S3's
+// ListObjectsV2 without a delimiter, 1000 keys a request): every file
+// below a folder, with its MD5 when the listing carries it (an S3 ETag
+// is the MD5 of an object written in one PUT, unless it is encrypted
+// with SSE-KMS). Run learns most link files' contents from the MD5
+// instead of reading them: a link holds a digest it can guess (the one
+// its path names; for a tag, one of the repository's manifests). Run
+// checks for it on the driver and falls back to Walk and GetContent.
+type FileLister interface {
+	// ListFiles calls fn for each file below folder p, folders
+	// excluded, in any order; md5 is the content's MD5 in lowercase
+	// hex, or "" when unknown. A missing folder lists nothing.
+	ListFiles(ctx context.Context, p string, fn func(fi storage.FileInfo, md5 string) error) error
+}
+
+// Run collects garbage on drv. On an error or a cancelled ctx it stops
+// and returns what it did so far with the error; deleting only ever in
+// the safe order, a later Run finishes the job.
+func Run(ctx context.Context, drv storage.Driver, opts Options) (*Report, error) {
+	start := time.Now()
+	c := newCollector(drv, opts)
+	rep, err := c.run(ctx)
+	rep.Duration = time.Since(start)
+	return rep, err
+}
+
+// phaseErr names the phase a run stopped in.
+func phaseErr(p Phase, err error) error {
+	return fmt.Errorf("gc %s: %w", p, err)
+}

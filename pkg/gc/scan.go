@@ -1,0 +1,525 @@
+package gc
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"regctl/pkg/storage"
+)
+
+// repo is what the scan found in one repository folder, and what
+// preparing it made of that.
+type repo struct {
+	name             string
+	revDir, layerDir string
+
+	// From the listing (paths are full driver paths).
+	revLinks   []string            // files named "link" below _manifests/revisions
+	revFiles   map[string][]string // revision folder -> the files below it
+	tagsDir    bool                // _manifests/tags exists
+	tags       map[string]bool     // entries of _manifests/tags
+	current    map[string]string   // tag -> its current/link
+	indexFiles map[string][]string // tag index entry folder -> the files below it
+	layerLinks []string            // files named "link" below _layers
+	refFiles   map[string][]string // referrer folder _regctl/referrers/<s>/<r> -> files
+	refsOf     map[digest.Digest][]string
+
+	// From prepare.
+	frozen    bool // not a valid name: keep everything in it
+	allTagged bool // a tag cannot be read: keep every revision
+	revs      []revision
+	revIndex  map[digest.Digest]int
+	forced    map[digest.Digest]bool // corrupt revision links kept by their path
+	// resolve maps each digest that is a manifest of this repository (a
+	// canonical revision link to an existing blob) to that manifest.
+	resolve  map[digest.Digest]*manifestInfo
+	tagCount map[digest.Digest]int
+	layers   []digest.Digest
+	tagList  []string
+}
+
+// revision is a manifest Distribution's enumeration yields for a
+// repository: a revision link whose canonical link resolves to an
+// existing blob.
+type revision struct {
+	d      digest.Digest
+	forced bool // from a corrupt link, kept as if tagged
+}
+
+type blobEntry struct {
+	size int64
+}
+
+// linkRead is a link file's content.
+type linkRead struct {
+	d       digest.Digest
+	err     error // not a valid digest
+	missing bool  // gone between listing and reading
+}
+
+// scan lists every repository (in parallel, one walk per repository
+// part) and every blob (one walk per blobs/<alg>/<xx> folder).
+func (c *collector) scan(ctx context.Context) error {
+	c.prog.start(PhaseScan, 2)
+	g := newGroup(ctx, c.workers)
+	g.Go(func(ctx context.Context) error {
+		defer c.prog.add(1, 0)
+		return c.discover(ctx, g, storage.RepositoriesRoot())
+	})
+	g.Go(func(ctx context.Context) error {
+		defer c.prog.add(1, 0)
+		return c.scanBlobs(ctx, g)
+	})
+	return g.Wait()
+}
+
+// list is drv.List where a missing folder is empty and a file is no
+// folder (the drivers' error for listing a file is not typed).
+func (c *collector) list(ctx context.Context, p string) ([]string, error) {
+	children, err := c.drv.List(ctx, p)
+	if err == nil || errors.Is(err, storage.ErrNotFound) {
+		return children, nil
+	}
+	if fi, serr := c.drv.Stat(ctx, p); serr == nil && !fi.IsDir {
+		return nil, nil
+	} else if errors.Is(serr, storage.ErrNotFound) {
+		return nil, nil
+	}
+	return nil, err
+}
+
+// walkFiles is drv.Walk with the same leniency as list, or the
+// driver's ListFiles (files only, with their MD5s) when it has one.
+func (c *collector) walkFiles(ctx context.Context, p string, fn func(storage.FileInfo)) error {
+	if c.lister != nil {
+		var sums [][2]string
+		err := c.lister.ListFiles(ctx, p, func(fi storage.FileInfo, md5 string) error {
+			if md5 != "" && path.Base(fi.Path) == "link" {
+				sums = append(sums, [2]string{fi.Path, md5})
+			}
+			fn(fi)
+			return nil
+		})
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		c.mu.Lock()
+		for _, s := range sums {
+			c.linkMD5[s[0]] = s[1]
+		}
+		c.mu.Unlock()
+		return nil
+	}
+	err := c.drv.Walk(ctx, p, func(fi storage.FileInfo) error {
+		fn(fi)
+		return nil
+	})
+	if err == nil || errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if fi, serr := c.drv.Stat(ctx, p); serr == nil && !fi.IsDir {
+		fn(fi)
+		return nil
+	} else if errors.Is(serr, storage.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// discover finds repositories below dir the way Distribution's catalog
+// walk does: a folder with a "_manifests" entry is a repository, folders
+// whose names start with "_" are never entered, and the others are
+// searched for nested repositories.
+func (c *collector) discover(ctx context.Context, g *group, dir string) error {
+	children, err := c.list(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", dir, err)
+	}
+	isRepo := false
+	for _, ch := range children {
+		if path.Base(ch) == "_manifests" {
+			isRepo = true
+		}
+	}
+	var r *repo
+	if isRepo && dir != storage.RepositoriesRoot() {
+		r = c.addRepo(strings.TrimPrefix(dir, storage.RepositoriesRoot()+"/"))
+	}
+	c.prog.add(0, len(children))
+	for _, ch := range children {
+		name := path.Base(ch)
+		switch {
+		case r != nil && (name == "_manifests" || name == "_layers" || name == "_regctl"):
+			g.Go(func(ctx context.Context) error {
+				defer c.prog.add(1, 0)
+				if c.layout {
+					return c.scanRepoLayout(ctx, g, r, ch, name)
+				}
+				return c.scanRepoPart(ctx, r, ch, name)
+			})
+		case strings.HasPrefix(name, "_"):
+			c.prog.add(1, 0) // _uploads is left to upload purging
+		default:
+			g.Go(func(ctx context.Context) error {
+				defer c.prog.add(1, 0)
+				return c.discover(ctx, g, ch)
+			})
+		}
+	}
+	return nil
+}
+
+func (c *collector) addRepo(name string) *repo {
+	r := &repo{
+		name:       name,
+		revDir:     storage.ManifestRevisionsDir(name),
+		layerDir:   storage.LayersDir(name),
+		revFiles:   map[string][]string{},
+		tags:       map[string]bool{},
+		current:    map[string]string{},
+		indexFiles: map[string][]string{},
+		refFiles:   map[string][]string{},
+		refsOf:     map[digest.Digest][]string{},
+	}
+	c.mu.Lock()
+	c.repos = append(c.repos, r)
+	c.mu.Unlock()
+	return r
+}
+
+// scanRepoPart walks one of _manifests, _layers and _regctl and files
+// what it finds into r.
+func (c *collector) scanRepoPart(ctx context.Context, r *repo, dir, part string) error {
+	var infos []storage.FileInfo
+	if err := c.walkFiles(ctx, dir, func(fi storage.FileInfo) { infos = append(infos, fi) }); err != nil {
+		return fmt.Errorf("walking %s: %w", dir, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, fi := range infos {
+		rel, ok := strings.CutPrefix(fi.Path, dir+"/")
+		if !ok {
+			continue
+		}
+		parts := strings.Split(rel, "/")
+		switch part {
+		case "_manifests":
+			c.fileManifestsEntry(r, dir, rel, parts, fi)
+		case "_layers":
+			if !fi.IsDir && parts[len(parts)-1] == "link" {
+				r.layerLinks = append(r.layerLinks, fi.Path)
+			}
+		case "_regctl":
+			// referrers/<alg>/<hex>/<alg>/<hex>/link
+			if fi.IsDir || len(parts) < 5 || parts[0] != "referrers" {
+				continue
+			}
+			unit := path.Join(dir, path.Join(parts[:5]...))
+			ref := digest.Digest(parts[3] + ":" + parts[4])
+			if ref.Validate() != nil {
+				continue
+			}
+			if _, seen := r.refFiles[unit]; !seen {
+				r.refsOf[ref] = append(r.refsOf[ref], unit)
+			}
+			r.refFiles[unit] = append(r.refFiles[unit], fi.Path)
+		}
+	}
+	return nil
+}
+
+func (c *collector) fileManifestsEntry(r *repo, dir, rel string, parts []string, fi storage.FileInfo) {
+	switch parts[0] {
+	case "revisions":
+		if fi.IsDir {
+			return
+		}
+		if parts[len(parts)-1] == "link" {
+			r.revLinks = append(r.revLinks, fi.Path)
+		}
+		if len(parts) >= 3 {
+			unit := path.Join(dir, path.Join(parts[:3]...))
+			r.revFiles[unit] = append(r.revFiles[unit], fi.Path)
+		}
+	case "tags":
+		r.tagsDir = true
+		if len(parts) < 2 {
+			return
+		}
+		r.tags[parts[1]] = true
+		if fi.IsDir {
+			return
+		}
+		if len(parts) == 4 && parts[2] == "current" && parts[3] == "link" {
+			r.current[parts[1]] = fi.Path
+		}
+		if len(parts) >= 5 && parts[2] == "index" {
+			unit := path.Join(dir, path.Join(parts[:5]...))
+			r.indexFiles[unit] = append(r.indexFiles[unit], fi.Path)
+		}
+	}
+}
+
+// scanBlobs walks blobs/<alg>/<xx> folders in parallel.
+func (c *collector) scanBlobs(ctx context.Context, g *group) error {
+	algs, err := c.list(ctx, storage.BlobsRoot())
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", storage.BlobsRoot(), err)
+	}
+	c.prog.add(0, len(algs))
+	for _, alg := range algs {
+		g.Go(func(ctx context.Context) error {
+			defer c.prog.add(1, 0)
+			prefixes, err := c.list(ctx, alg)
+			if err != nil {
+				return fmt.Errorf("listing %s: %w", alg, err)
+			}
+			if prefixes == nil {
+				c.strayBlobFile(alg)
+			}
+			c.prog.add(0, len(prefixes))
+			for _, p := range prefixes {
+				g.Go(func(ctx context.Context) error {
+					defer c.prog.add(1, 0)
+					if c.layout {
+						return c.scanBlobPrefixLayout(ctx, p)
+					}
+					return c.scanBlobPrefix(ctx, p)
+				})
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+func (c *collector) scanBlobPrefix(ctx context.Context, dir string) error {
+	var files []storage.FileInfo
+	err := c.walkFiles(ctx, dir, func(fi storage.FileInfo) {
+		if !fi.IsDir {
+			files = append(files, fi)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("walking %s: %w", dir, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, fi := range files {
+		// blobs/<alg>/<xx>/<hex>/data
+		rel := strings.TrimPrefix(fi.Path, storage.BlobsRoot()+"/")
+		parts := strings.Split(rel, "/")
+		if len(parts) >= 3 {
+			unit := path.Join(storage.BlobsRoot(), parts[0], parts[1], parts[2])
+			c.blobFiles[unit] = append(c.blobFiles[unit], fi.Path)
+		}
+		if parts[len(parts)-1] != "data" {
+			continue // Distribution looks at data files only
+		}
+		d := digest.Digest("")
+		if len(parts) == 4 {
+			d = digest.Digest(parts[0] + ":" + parts[2])
+		}
+		if d == "" || d.Validate() != nil || parts[1] != parts[2][:2] {
+			c.problemLocked(Problem{Kind: ProblemStrayBlobFile, Path: fi.Path,
+				Detail: "not at blobs/<alg>/<hex[0:2]>/<hex>/data (Distribution would stop here); left alone"})
+			continue
+		}
+		c.blobs[d] = &blobEntry{size: fi.Size}
+	}
+	return nil
+}
+
+func (c *collector) strayBlobFile(p string) {
+	c.problem(Problem{Kind: ProblemStrayBlobFile, Path: p, Detail: "a file where a folder of blobs belongs; left alone"})
+}
+
+// readLinks reads every link file marking needs, in parallel.
+func (c *collector) readLinks(ctx context.Context) error {
+	var paths []string
+	add := func(p string, guess digest.Digest) {
+		if _, done := c.links[p]; done {
+			return
+		}
+		if sum, ok := c.linkMD5[p]; ok && guess != "" && sum == md5Hex(guess.String()) {
+			c.links[p] = linkRead{d: guess} // the listing's MD5 confirms it
+			return
+		}
+		paths = append(paths, p)
+	}
+	for _, r := range c.repos {
+		// A tag's link names one of the repository's manifests,
+		// normally: index them by the MD5 of their links.
+		bySum := map[string]digest.Digest{}
+		for _, p := range r.revLinks {
+			d, _ := revisionPathDigest(r, p)
+			add(p, d)
+			if d != "" && c.opts.RemoveUntagged && len(c.linkMD5) > 0 {
+				bySum[md5Hex(d.String())] = d
+			}
+		}
+		for _, p := range r.layerLinks {
+			d, _ := layerPathDigest(r, p)
+			add(p, d)
+		}
+		if c.opts.RemoveUntagged {
+			for _, p := range r.current {
+				add(p, bySum[c.linkMD5[p]])
+			}
+		}
+	}
+	reads := make([]linkRead, len(paths))
+	c.prog.start(PhaseRead, len(paths))
+	err := forEach(ctx, c.workers, len(paths), func(ctx context.Context, i int) error {
+		defer c.prog.add(1, 0)
+		var err error
+		reads[i], err = c.readLink(ctx, paths[i])
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i, p := range paths {
+		c.links[p] = reads[i]
+	}
+	return nil
+}
+
+func md5Hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// readLink reads one link file as Distribution does: its exact bytes
+// must be a digest (no trailing newline).
+func (c *collector) readLink(ctx context.Context, p string) (linkRead, error) {
+	b, err := c.drv.GetContent(ctx, p)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return linkRead{missing: true}, nil
+	case err != nil:
+		return linkRead{}, fmt.Errorf("reading %s: %w", p, err)
+	case len(b) == 0:
+		return linkRead{err: errors.New("empty link file")}, nil
+	}
+	if alg, hex, ok := strings.Cut(string(b), ":"); ok {
+		if d, ok := makeDigest(alg, hex); ok {
+			return linkRead{d: d}, nil
+		}
+	}
+	_, err = digest.Parse(string(b)) // for its error
+	if err == nil {
+		err = errors.New("not a digest")
+	}
+	return linkRead{err: err}, nil
+}
+
+// readManifests reads and parses, once each, the blobs of every
+// manifest revision (every one: referrers are found by their subject).
+func (c *collector) readManifests(ctx context.Context) error {
+	seen := map[digest.Digest]bool{}
+	var want []digest.Digest
+	add := func(d digest.Digest) {
+		if _, ok := c.blobs[d]; ok && !seen[d] {
+			seen[d] = true
+			want = append(want, d)
+		}
+	}
+	for _, r := range c.repos {
+		for _, p := range r.revLinks {
+			if lr := c.links[p]; lr.err == nil && !lr.missing {
+				add(lr.d)
+			} else if d, ok := revisionPathDigest(r, p); ok && lr.err != nil {
+				add(d) // a corrupt link is kept by the digest its path names
+			}
+		}
+	}
+	infos := make([]*manifestInfo, len(want))
+	c.prog.add(0, len(want))
+	err := forEach(ctx, c.workers, len(want), func(ctx context.Context, i int) error {
+		defer c.prog.add(1, 0)
+		d := want[i]
+		if c.blobs[d].size > maxManifestSize {
+			infos[i] = &manifestInfo{err: fmt.Errorf("%d bytes: too large for a manifest", c.blobs[d].size)}
+			return nil
+		}
+		b, err := c.drv.GetContent(ctx, storage.BlobDataPath(d))
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil // gone meanwhile: treated as missing
+		}
+		if err != nil {
+			return fmt.Errorf("reading manifest %s: %w", d, err)
+		}
+		info := parseManifest(b)
+		infos[i] = &info
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.manifests = make(map[digest.Digest]*manifestInfo, len(want))
+	for i, d := range want {
+		if infos[i] == nil {
+			delete(c.blobs, d)
+			continue
+		}
+		c.manifests[d] = infos[i]
+	}
+	return nil
+}
+
+// revisionPathDigest is the digest a canonical revision link path names
+// (_manifests/revisions/<alg>/<hex>/link).
+func revisionPathDigest(r *repo, p string) (digest.Digest, bool) {
+	return linkPathDigest(p, r.revDir)
+}
+
+// layerPathDigest is the digest a canonical layer link path names.
+func layerPathDigest(r *repo, p string) (digest.Digest, bool) {
+	return linkPathDigest(p, r.layerDir)
+}
+
+func linkPathDigest(p, dir string) (digest.Digest, bool) {
+	rel, ok := strings.CutPrefix(p, dir)
+	if !ok || !strings.HasPrefix(rel, "/") {
+		return "", false
+	}
+	alg, rest, _ := strings.Cut(rel[1:], "/")
+	hex, rest, _ := strings.Cut(rest, "/")
+	if rest != "link" {
+		return "", false
+	}
+	return makeDigest(alg, hex)
+}
+
+// makeDigest is alg:hex when that is a valid digest. The common
+// algorithms are checked by hand: go-digest's Validate runs a regular
+// expression, and this is done for every link of the registry.
+func makeDigest(alg, hex string) (digest.Digest, bool) {
+	n := 0
+	switch alg {
+	case "sha256":
+		n = 64
+	case "sha512":
+		n = 128
+	default:
+		d := digest.Digest(alg + ":" + hex)
+		return d, d.Validate() == nil
+	}
+	if len(hex) != n {
+		return "", false
+	}
+	for i := 0; i < len(hex); i++ {
+		if c := hex[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return "", false
+		}
+	}
+	return digest.Digest(alg + ":" + hex), true
+}

@@ -1,0 +1,206 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+
+	"regctl/pkg/storage"
+)
+
+// deletion is a Deletion with the files that make it up, as listed.
+type deletion struct {
+	Deletion
+	files []string
+}
+
+type sweepPlan struct {
+	manifestLinks []deletion // tag index entries and referrer links of deleted manifests
+	revisions     []deletion
+	layerLinks    []deletion
+	blobs         []deletion
+}
+
+// plan lists what to delete, in Distribution's order within each kind.
+func (c *collector) plan(res *markResult) *sweepPlan {
+	p := &sweepPlan{}
+	indexOf := map[*repo]map[digest.Digest][]tagEntry{}
+	for _, q := range res.deleteOrder {
+		r := c.repos[q.repo]
+		// Distribution removes the manifest from the index of every tag
+		// the repository had when it was enumerated, where present.
+		if indexOf[r] == nil {
+			indexOf[r] = indexEntries(r)
+		}
+		for _, e := range indexOf[r][q.d] {
+			p.manifestLinks = append(p.manifestLinks, deletion{
+				Deletion: Deletion{Kind: KindTagIndex, Repository: r.name, Digest: q.d, Tag: e.tag, Path: e.unit},
+				files:    r.indexFiles[e.unit],
+			})
+		}
+		// regctl's referrers index: the entries naming it as referrer.
+		for _, unit := range r.refsOf[q.d] {
+			p.manifestLinks = append(p.manifestLinks, deletion{
+				Deletion: Deletion{Kind: KindReferrerLink, Repository: r.name, Digest: q.d, Path: unit},
+				files:    r.refFiles[unit],
+			})
+		}
+		unit := storage.ManifestRevisionDir(r.name, q.d)
+		p.revisions = append(p.revisions, deletion{
+			Deletion: Deletion{Kind: KindManifest, Repository: r.name, Digest: q.d, Path: unit},
+			files:    r.revFiles[unit],
+		})
+	}
+	for ri, r := range c.repos {
+		for _, d := range res.layerDel[ri] {
+			link := storage.LayerLinkPath(r.name, d)
+			p.layerLinks = append(p.layerLinks, deletion{
+				Deletion: Deletion{Kind: KindLayerLink, Repository: r.name, Digest: d, Path: link},
+				files:    []string{link},
+			})
+		}
+	}
+	var unmarked []digest.Digest
+	for d := range c.blobs {
+		if !res.marked[d] {
+			unmarked = append(unmarked, d)
+		}
+	}
+	slices.Sort(unmarked)
+	for _, d := range unmarked {
+		dir := storage.BlobDir(d)
+		p.blobs = append(p.blobs, deletion{
+			Deletion: Deletion{Kind: KindBlob, Digest: d, Path: dir, Size: c.blobs[d].size},
+			files:    c.blobFiles[dir],
+		})
+	}
+	return p
+}
+
+type tagEntry struct{ tag, unit string }
+
+// indexEntries sorts a repository's tag index entries by digest, each
+// digest's by tag.
+func indexEntries(r *repo) map[digest.Digest][]tagEntry {
+	out := map[digest.Digest][]tagEntry{}
+	prefix := storage.TagsDir(r.name) + "/"
+	for unit := range r.indexFiles {
+		// <tags>/<tag>/index/<alg>/<hex>
+		rel := strings.TrimPrefix(unit, prefix)
+		parts := strings.Split(rel, "/")
+		if len(parts) != 4 || parts[1] != "index" || !r.tags[parts[0]] {
+			continue
+		}
+		if d, ok := makeDigest(parts[2], parts[3]); ok {
+			out[d] = append(out[d], tagEntry{parts[0], unit})
+		}
+	}
+	for _, es := range out {
+		slices.SortFunc(es, func(a, b tagEntry) int { return strings.Compare(a.tag, b.tag) })
+	}
+	return out
+}
+
+// batchFiles is how many files go in one DeleteMany call: S3's
+// DeleteObjects limit.
+const batchFiles = 1000
+
+// sweep deletes each stage's deletions, a stage only once the one before
+// is done.
+func (c *collector) sweep(ctx context.Context, phase Phase, stages ...[]deletion) error {
+	total := 0
+	for _, s := range stages {
+		total += len(s)
+	}
+	c.prog.start(phase, total)
+	var mu sync.Mutex
+	done := func(ds []deletion) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range ds {
+			c.count(d.Deletion)
+		}
+		c.prog.add(len(ds), 0)
+	}
+	for _, stage := range stages {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if c.opts.DryRun {
+			done(stage)
+			continue
+		}
+		var err error
+		if c.batch != nil {
+			err = c.sweepBatched(ctx, stage, done)
+		} else {
+			err = forEach(ctx, c.workers, len(stage), func(ctx context.Context, i int) error {
+				// The folder (or file) itself, as Distribution deletes it.
+				if err := c.drv.Delete(ctx, stage[i].Path); err != nil && !errors.Is(err, storage.ErrNotFound) {
+					return fmt.Errorf("deleting %s: %w", stage[i].Path, err)
+				}
+				done(stage[i : i+1])
+				return nil
+			})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweepBatched hands the listed files to DeleteMany, whole deletions
+// per call, several calls at once.
+func (c *collector) sweepBatched(ctx context.Context, stage []deletion, done func([]deletion)) error {
+	var batches [][]deletion
+	for start := 0; start < len(stage); {
+		n, end := 0, start
+		for end < len(stage) && (end == start || n+len(stage[end].files) <= batchFiles) {
+			n += len(stage[end].files)
+			end++
+		}
+		batches = append(batches, stage[start:end])
+		start = end
+	}
+	// A call deletes up to 1000 objects, and S3 takes some 3,500
+	// writes a second per prefix before it answers SlowDown: a few calls
+	// at once are plenty.
+	return forEach(ctx, max(1, c.workers/8), len(batches), func(ctx context.Context, i int) error {
+		var files []string
+		for _, d := range batches[i] {
+			files = append(files, d.files...)
+		}
+		if err := c.batch.DeleteMany(ctx, files); err != nil {
+			return fmt.Errorf("deleting %d files (%s...): %w", len(files), batches[i][0].Path, err)
+		}
+		done(batches[i])
+		return nil
+	})
+}
+
+// count adds a finished deletion to the report and tells the caller.
+func (c *collector) count(d Deletion) {
+	switch d.Kind {
+	case KindManifest:
+		c.rep.ManifestsDeleted++
+	case KindTagIndex:
+		c.rep.TagIndexEntriesDeleted++
+	case KindReferrerLink:
+		c.rep.ReferrerLinksDeleted++
+	case KindLayerLink:
+		c.rep.LayerLinksDeleted++
+	case KindBlob:
+		c.rep.BlobsDeleted++
+		c.rep.BytesFreed += d.Size
+	}
+	c.log.Debug("gc: delete", "kind", d.Kind, "repository", d.Repository, "digest", d.Digest, "path", d.Path, "dry_run", c.opts.DryRun)
+	if c.opts.OnDelete != nil {
+		c.opts.OnDelete(d)
+	}
+}

@@ -1,0 +1,349 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"regctl/pkg/maintenance"
+	"regctl/pkg/reconfigure"
+	"regctl/pkg/serve"
+	"regctl/pkg/storage"
+)
+
+// CutoverOptions configure Cutover. The embedded Options give the
+// target, the concurrency and the callbacks; SourceRoot defaults to the
+// settings' filesystem root.
+type CutoverOptions struct {
+	Options
+	// Settings is the settings file, on the filesystem storage.
+	Settings *reconfigure.Loaded
+	// StorageS3 becomes [registry.storage.s3]: [migration.s3] with the
+	// command line's overrides.
+	StorageS3 map[string]any
+	// VerifyMode is VerifyFull (default) or VerifyQuick.
+	VerifyMode string
+	// ReadOnlyTimeout bounds the wait for every regctl daemon on the
+	// source to switch to read-only (default 2 minutes).
+	ReadOnlyTimeout time.Duration
+	// Heartbeat is the daemons' heartbeat interval
+	// (maintenance.HeartbeatFromEnv when 0).
+	Heartbeat time.Duration
+	// Reload tells the regctl serve running on a config to reload it and
+	// returns its pid, 0 when none runs (serve.SignalReload when nil).
+	Reload func(config string) (int, error)
+	// Step, when set, is told each step as it starts and as it ends.
+	Step func(Step)
+}
+
+// Step is one step of a cutover.
+type Step struct {
+	// Name is sync, read-only, final-sync, verify, switch, retire or
+	// rollback.
+	Name string `json:"name"`
+	// Status is running, ok or failed.
+	Status   string        `json:"status"`
+	Detail   string        `json:"detail,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// CutoverResult is what a cutover did.
+type CutoverResult struct {
+	Settings  string        `json:"settings"`
+	Config    string        `json:"config"`
+	Steps     []Step        `json:"steps"`
+	Sync      *Result       `json:"sync,omitempty"`
+	FinalSync *Result       `json:"final_sync,omitempty"`
+	Verify    *VerifyResult `json:"verify,omitempty"`
+	// Nodes counts the regctl daemons that switched to read-only.
+	Nodes int `json:"nodes"`
+	// DaemonPID is the regctl serve told to reload, 0 when none runs.
+	DaemonPID int `json:"daemon_pid,omitempty"`
+	// RestartNeeded is set after a switch while a regctl serve runs: it
+	// keeps serving the old storage, read-only, until restarted.
+	RestartNeeded bool   `json:"restart_needed"`
+	RolledBack    bool   `json:"rolled_back"`
+	Error         string `json:"error,omitempty"`
+}
+
+// Cutover runs the admin guide's migration to object storage in one go:
+//
+//  1. sync while the registry stays writable;
+//  2. read-only: in the settings (reconfigure, daemon reload), and with
+//     the maintenance lease on the source, so that every regctl daemon
+//     serving it refuses writes and has none in flight;
+//  3. final sync with delete;
+//  4. verify;
+//  5. switch the settings' storage to s3, read-write, reconfigure and
+//     reload;
+//  6. retire the source: the lease stays for good, so a daemon still
+//     serving the old storage (until it is restarted on the new one)
+//     keeps refusing writes that nobody would ever see.
+//
+// Any failure from step 2 on rolls back: the settings file gets its
+// original bytes back, reconfigure and reload run, and the lease is
+// released, so the registry is on the filesystem and writable as before;
+// the source is only ever read, so nothing is lost.
+func Cutover(ctx context.Context, opts CutoverOptions) (*CutoverResult, error) {
+	l := opts.Settings
+	if l == nil {
+		return nil, errors.New("cutover: no settings")
+	}
+	if d := reconfigure.StorageDriver(l.Settings.Registry.Storage); d != "filesystem" {
+		return nil, fmt.Errorf("cutover: the settings' storage is %s: only a filesystem storage can be cut over", d)
+	}
+	if len(opts.StorageS3) == 0 {
+		return nil, errors.New("cutover: no [migration.s3] settings to switch to")
+	}
+	paths := l.Resolve()
+	if opts.SourceRoot == "" {
+		opts.SourceRoot = paths.StorageRoot
+	}
+	if opts.VerifyMode == "" {
+		opts.VerifyMode = VerifyFull
+	}
+	if opts.ReadOnlyTimeout <= 0 {
+		opts.ReadOnlyTimeout = 2 * time.Minute
+	}
+	if opts.Heartbeat <= 0 {
+		hb, err := maintenance.HeartbeatFromEnv()
+		if err != nil {
+			return nil, err
+		}
+		opts.Heartbeat = hb
+	}
+	if opts.Reload == nil {
+		opts.Reload = serve.SignalReload
+	}
+	if opts.Log == nil {
+		opts.Log = discard()
+	}
+	res := &CutoverResult{Settings: l.Path, Config: paths.ConfigYML}
+	c := &cutover{opts: opts, res: res, cur: l, original: l.Source, config: paths.ConfigYML}
+
+	syncOpts := opts.Options
+	syncOpts.Delete, syncOpts.DryRun = false, false
+	err := c.step(ctx, "sync", func(ctx context.Context) (string, error) {
+		r, err := Sync(ctx, syncOpts)
+		res.Sync = r
+		if r == nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d copied, %d unchanged, while writable", r.Copied, r.Unchanged), err
+	})
+	if err != nil {
+		// Nothing changed yet but the bucket: no rollback needed.
+		res.Error = err.Error()
+		return res, err
+	}
+	if err := c.rest(ctx); err != nil {
+		res.Error = err.Error()
+		if rerr := c.rollback(ctx); rerr != nil {
+			err = fmt.Errorf("%w; ROLLBACK FAILED: %w", err, rerr)
+			res.Error = err.Error()
+			return res, err
+		}
+		res.RolledBack = true
+		return res, err
+	}
+	return res, nil
+}
+
+type cutover struct {
+	opts     CutoverOptions
+	res      *CutoverResult
+	cur      *reconfigure.Loaded // the settings as last written
+	original []byte
+	config   string
+	lease    *maintenance.Lease
+	retired  bool
+}
+
+// step runs one step and reports it.
+func (c *cutover) step(ctx context.Context, name string, fn func(context.Context) (string, error)) error {
+	start := time.Now()
+	if c.opts.Step != nil {
+		c.opts.Step(Step{Name: name, Status: "running"})
+	}
+	detail, err := fn(ctx)
+	st := Step{Name: name, Status: "ok", Detail: detail, Duration: time.Since(start)}
+	if err != nil {
+		st.Status = "failed"
+		if st.Detail == "" {
+			st.Detail = err.Error()
+		} else {
+			st.Detail += ": " + err.Error()
+		}
+	}
+	c.res.Steps = append(c.res.Steps, st)
+	if c.opts.Step != nil {
+		c.opts.Step(st)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// reload tells the daemon on the rendered config to re-read it.
+func (c *cutover) reload() (string, error) {
+	pid, err := c.opts.Reload(c.config)
+	if err != nil {
+		return "", err
+	}
+	c.res.DaemonPID = pid
+	if pid == 0 {
+		return "no regctl serve runs on " + c.config, nil
+	}
+	return fmt.Sprintf("regctl serve (pid %d) reloaded", pid), nil
+}
+
+// rest is steps 2 to 6; its failure is rolled back.
+func (c *cutover) rest(ctx context.Context) error {
+	o := c.opts
+	log := o.Log
+	err := c.step(ctx, "read-only", func(ctx context.Context) (string, error) {
+		updated, _, err := reconfigure.SetReadOnly(c.cur, true)
+		if err != nil {
+			return "", err
+		}
+		c.cur = updated
+		if _, err := reconfigure.Run(c.cur, reconfigure.Options{}); err != nil {
+			return "", err
+		}
+		reloaded, err := c.reload()
+		if err != nil {
+			return "", err
+		}
+		src, err := storage.NewFilesystem(o.SourceRoot)
+		if err != nil {
+			return "", err
+		}
+		c.lease, err = maintenance.Acquire(ctx, src, maintenance.Holder("migrate-storage"), "storage cutover to S3", maintenance.DefaultLeaseTTL)
+		if err != nil {
+			return "", err
+		}
+		wctx, cancel := context.WithTimeout(ctx, o.ReadOnlyTimeout)
+		defer cancel()
+		wr, err := maintenance.WaitForReadOnly(wctx, src, c.lease, o.Heartbeat, log)
+		if err != nil {
+			return "", err
+		}
+		c.res.Nodes = wr.Acked
+		if wr.NoDaemons() {
+			log.Warn("no regctl daemon heartbeats on the source storage: any other registry writing to it must be stopped or read-only")
+			return reloaded + "; no regctl daemon heartbeats on the storage", nil
+		}
+		return fmt.Sprintf("%s; %d regctl daemons read-only", reloaded, wr.Acked), nil
+	})
+	if err != nil {
+		return err
+	}
+
+	final := o.Options
+	final.Delete, final.DryRun = true, false
+	err = c.step(ctx, "final-sync", func(ctx context.Context) (string, error) {
+		r, err := Sync(ctx, final)
+		c.res.FinalSync = r
+		if err == nil {
+			err = c.lease.Err() // writes may have resumed: the copy is not final
+		}
+		if r == nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d copied, %d deleted, read-only", r.Copied, r.Deleted), err
+	})
+	if err != nil {
+		return err
+	}
+
+	vo := o.Options
+	vo.DryRun, vo.Delete = false, false
+	err = c.step(ctx, "verify", func(ctx context.Context) (string, error) {
+		vr, err := Verify(ctx, vo, o.VerifyMode)
+		c.res.Verify = vr
+		if err != nil {
+			return "", err
+		}
+		if !vr.OK() {
+			return "", fmt.Errorf("%d missing, %d extra, %d size, %d content, %d digest mismatches, %d markers, %d unreadable",
+				vr.Missing, vr.Extra, vr.Size, vr.Content, vr.Digest, vr.Markers, vr.Errors)
+		}
+		if err := c.lease.Err(); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s: %d objects match", vr.Mode, vr.SourceObjects), nil
+	})
+	if err != nil {
+		return err
+	}
+
+	err = c.step(ctx, "switch", func(ctx context.Context) (string, error) {
+		note := fmt.Sprintf("regctl migrate-storage --cutover moved the storage to %s on %s; it was:",
+			o.Target.Describe(), time.Now().UTC().Format(time.RFC3339))
+		updated, err := reconfigure.SwitchStorageToS3(c.cur, o.StorageS3, note)
+		if err != nil {
+			return "", err
+		}
+		c.cur = updated
+		if updated, _, err = reconfigure.SetReadOnly(c.cur, false); err != nil {
+			return "", err
+		}
+		c.cur = updated
+		if _, err := reconfigure.Run(c.cur, reconfigure.Options{}); err != nil {
+			return "", err
+		}
+		reloaded, err := c.reload()
+		if err != nil {
+			return "", err
+		}
+		if c.res.DaemonPID != 0 {
+			c.res.RestartNeeded = true
+		}
+		return "settings on s3, read-write; " + reloaded, nil
+	})
+	if err != nil {
+		return err
+	}
+
+	return c.step(ctx, "retire", func(ctx context.Context) (string, error) {
+		reason := "the storage moved to " + o.Target.Describe() + " (regctl migrate-storage --cutover): restart regctl serve on the new config"
+		if err := c.lease.Retire(ctx, reason); err != nil {
+			return "", err
+		}
+		c.retired = true
+		return "the filesystem storage stays read-only for every regctl daemon still on it", nil
+	})
+}
+
+// rollback puts the settings back as they were, renders and reloads
+// them, and releases the lease. It runs even when ctx was cancelled
+// (Ctrl-C), with a time limit of its own.
+func (c *cutover) rollback(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	return c.step(ctx, "rollback", func(ctx context.Context) (string, error) {
+		var errs []error
+		restored, err := reconfigure.RestoreSettings(c.cur, c.original)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restoring %s: %w", c.cur.Path, err))
+		} else {
+			c.cur = restored
+			if _, err := reconfigure.Run(restored, reconfigure.Options{}); err != nil {
+				errs = append(errs, fmt.Errorf("reconfigure: %w", err))
+			} else if _, err := c.reload(); err != nil {
+				errs = append(errs, fmt.Errorf("reload: %w", err))
+			}
+		}
+		if c.lease != nil && !c.retired {
+			if err := c.lease.Release(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return "", err
+		}
+		return "settings restored, filesystem storage writable again", nil
+	})
+}
