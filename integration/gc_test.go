@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -34,7 +35,7 @@ func TestGarbageCollectWithRunningDaemon(t *testing.T) {
 	if err := os.WriteFile(settings, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := cleanEnv("REGCTL_CLUSTER_HEARTBEAT=100ms")
+	env := cleanEnv("REGCTL_CLUSTER_HEARTBEAT=500ms") // a node is gone after 3 missed beats: room for a loaded machine
 	if out, code := runRegctl(t, dir, env, "--settings", settings, "reconfigure"); code != 0 {
 		t.Fatalf("reconfigure: exit %d\n%s", code, out)
 	}
@@ -98,7 +99,11 @@ func TestGarbageCollectWithRunningDaemon(t *testing.T) {
 		t.Fatalf("output is not JSON (%v):\n%s", err, out)
 	}
 	if res.Daemons == nil || *res.Daemons != 1 {
-		t.Errorf("daemons_read_only = %v, want 1 (the running daemon acknowledged)", res.Daemons)
+		got := "none"
+		if res.Daemons != nil {
+			got = fmt.Sprint(*res.Daemons)
+		}
+		t.Errorf("daemons_read_only = %s, want 1 (the running daemon acknowledged)\n%s", got, out)
 	}
 	if res.Report.ManifestsDeleted != 1 || res.Report.ReferrersKept != 1 || res.Report.BlobsDeleted == 0 {
 		t.Errorf("report %+v: want the overwritten manifest deleted, the signature kept, blobs freed", res.Report)
