@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"path/filepath"
+	suggestpkg "regctl/internal/suggest"
 	"slices"
 	"strconv"
 	"strings"
@@ -746,35 +747,4 @@ func (d *decoder) redis(n *node, path string) map[string]any {
 
 // suggest returns the known key closest to an unknown one, if it is
 // close enough to be a typo.
-func suggest(key string, known []string) string {
-	best, bestDist := "", 3
-	for _, k := range known {
-		if strings.EqualFold(k, key) {
-			return k
-		}
-		if dist := editDistance(key, k); dist < bestDist {
-			best, bestDist = k, dist
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func suggest(key string, known []string) string { return suggestpkg.Nearest(key, known) }

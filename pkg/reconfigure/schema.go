@@ -3,6 +3,7 @@ package reconfigure
 import (
 	"fmt"
 	"reflect"
+	"regctl/internal/suggest"
 	"sort"
 	"strings"
 	"time"
@@ -302,44 +303,9 @@ func unknownKey(k string, known map[string]*node) string {
 	return fmt.Sprintf("unknown key (known keys here: %s)", strings.Join(names, ", "))
 }
 
-// nearest returns the known name closest to k by edit distance, when it is
-// close enough to be a likely typo.
-func nearest(k string, names []string) string {
-	best, bestD := "", len(k)/3+2
-	for _, n := range names {
-		lk, ln := strings.ToLower(k), strings.ToLower(n)
-		d := editDistance(lk, ln)
-		// An abbreviation ("rootdir" for "rootdirectory") is as good a hint
-		// as a typo.
-		if len(lk) >= 4 && strings.HasPrefix(ln, lk) {
-			d = min(d, 1)
-		}
-		if d < bestD || (d == bestD && best != "" && n < best) {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// nearest returns the known name closest to k, when it is close enough
+// to be a likely typo.
+func nearest(k string, names []string) string { return suggest.Nearest(k, names) }
 
 func sortedKeys(m map[string]any) []string {
 	keys := make([]string, 0, len(m))
