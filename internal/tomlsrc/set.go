@@ -173,21 +173,7 @@ func quoteKey(key string) string {
 	if bare {
 		return key
 	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range key {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\u%04X`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
+	return quoteString(key)
 }
 
 func dottedName(path Path) string {

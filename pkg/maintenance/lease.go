@@ -302,18 +302,23 @@ func (l *Lease) renew(ctx context.Context) error {
 		}
 		next := cur
 		next.Expires = now.Add(l.ttl).UTC()
-		b, err := json.Marshal(next)
-		if err != nil {
-			return err
-		}
-		if err := l.drv.PutContent(ctx, LeasePath, b); err != nil {
-			return err
-		}
-		l.mu.Lock()
-		l.info = next
-		l.mu.Unlock()
-		return nil
+		return l.store(ctx, next)
 	})
+}
+
+// store writes next as the lease and remembers it as ours.
+func (l *Lease) store(ctx context.Context, next LeaseInfo) error {
+	b, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	if err := l.drv.PutContent(ctx, LeasePath, b); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.info = next
+	l.mu.Unlock()
+	return nil
 }
 
 // Release stops the renewal and deletes the lease if it is still ours,

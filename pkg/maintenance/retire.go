@@ -2,7 +2,6 @@ package maintenance
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -49,17 +48,7 @@ func (l *Lease) Retire(ctx context.Context, reason string) error {
 			next := cur
 			next.Reason = reason
 			next.Expires = time.Now().Add(RetiredTTL).UTC()
-			b, err := json.Marshal(next)
-			if err != nil {
-				return err
-			}
-			if err := l.drv.PutContent(ctx, LeasePath, b); err != nil {
-				return err
-			}
-			l.mu.Lock()
-			l.info = next
-			l.mu.Unlock()
-			return nil
+			return l.store(ctx, next)
 		})
 		if errors.Is(err, errBusy) {
 			err = sleep(ctx, 20*time.Millisecond)
