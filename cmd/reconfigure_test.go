@@ -350,3 +350,12 @@ func TestReconfigureMalformedTOML(t *testing.T) {
 		})
 	}
 }
+
+// A policy that can delete every tag is valid: reconfigure goes on and
+// says so on stderr, with file, line and key.
+func TestReconfigureShowsSettingsWarnings(t *testing.T) {
+	t.Parallel()
+	_, settings := withSecrets(t, "data_dir = \"data\"\n\n[[registry.cleanup_policies]]\nname = \"all\"\nrepositories = [\"g/**\"]\nenabled = true\nname_regex = \".*\"\n")
+	r := mustCode(t, 0, "reconfigure", "--settings", settings)
+	mustContain(t, "stderr", r.stderr, "warning: "+settings+":7: registry.cleanup_policies[0].name_regex: policy \"all\" can delete every tag")
+}

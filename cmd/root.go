@@ -38,8 +38,17 @@ func (o *rootOpts) settingsPath() string {
 	return reconfigure.DefaultSettingsPath
 }
 
+// loadSettings loads and validates the settings; their warnings go to
+// stderr, once, and do not stop the command.
 func (o *rootOpts) loadSettings() (*reconfigure.Loaded, error) {
-	return reconfigure.Load(o.settingsPath())
+	l, err := reconfigure.Load(o.settingsPath())
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range l.Warnings {
+		fmt.Fprintln(o.stderr, ui.WarningText(o.stderr, o.noColor, w.Error()))
+	}
+	return l, nil
 }
 
 func (o *rootOpts) printer() *ui.Printer {

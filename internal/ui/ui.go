@@ -138,13 +138,22 @@ func (p *Printer) Text(s string) { fmt.Fprintln(p.Out, s) }
 
 // ErrorText formats an error for stderr: red "error:" on a terminal.
 func ErrorText(w io.Writer, noColor bool, msg string) string {
+	return prefixed(w, noColor, "error:", "1", msg)
+}
+
+// WarningText formats a warning for stderr: yellow "warning:" on a terminal.
+func WarningText(w io.Writer, noColor bool, msg string) string {
+	return prefixed(w, noColor, "warning:", "3", msg)
+}
+
+func prefixed(w io.Writer, noColor bool, prefix string, color lipgloss.Color, msg string) string {
 	styled := false
 	if f, ok := w.(*os.File); ok && !noColor && os.Getenv("NO_COLOR") == "" {
 		styled = isatty.IsTerminal(f.Fd())
 	}
 	if styled {
 		r := lipgloss.NewRenderer(w)
-		return r.NewStyle().Foreground(lipgloss.Color("1")).Bold(true).Render("error:") + " " + msg
+		return r.NewStyle().Foreground(color).Bold(true).Render(prefix) + " " + msg
 	}
-	return "error: " + msg
+	return prefix + " " + msg
 }

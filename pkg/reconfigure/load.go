@@ -28,6 +28,9 @@ type Loaded struct {
 	// Source is the file as read, kept for in-place edits.
 	Source   []byte
 	Settings Settings
+	// Warnings are located like problems but do not make the settings
+	// invalid; commands show them and go on.
+	Warnings []*Problem
 	index    *tomlsrc.Index
 	raw      map[string]any
 }
@@ -111,6 +114,7 @@ func Parse(path string, src []byte) (*Loaded, error) {
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
+	l.Warnings = ps.warnings
 	return l, nil
 }
 

@@ -55,10 +55,11 @@ func (e *InvalidError) Error() string { return e.merr.Error() }
 
 // problems collects Problems for one file.
 type problems struct {
-	file  string
-	line  func(path []string) int
-	merr  *multierror.Error
-	count int
+	file     string
+	line     func(path []string) int
+	merr     *multierror.Error
+	count    int
+	warnings []*Problem
 }
 
 func newProblems(file string, line func([]string) int) *problems {
@@ -67,12 +68,21 @@ func newProblems(file string, line func([]string) int) *problems {
 
 // add records a problem at a key path (array indexes as decimal segments).
 func (ps *problems) add(path []string, format string, args ...any) {
+	ps.addProblem(ps.locate(path, format, args...))
+}
+
+// warn records something the user should know that does not make the
+// settings invalid (a policy that can delete every tag, say).
+func (ps *problems) warn(path []string, format string, args ...any) {
+	ps.warnings = append(ps.warnings, ps.locate(path, format, args...))
+}
+
+func (ps *problems) locate(path []string, format string, args ...any) *Problem {
 	p := &Problem{File: ps.file, Key: keyString(path), Message: fmt.Sprintf(format, args...)}
 	if ps.line != nil && len(path) > 0 {
 		p.Line = ps.line(path)
 	}
-	ps.merr = multierror.Append(ps.merr, p)
-	ps.count++
+	return p
 }
 
 func (ps *problems) addProblem(p *Problem) {

@@ -68,8 +68,8 @@ type NotificationIgnore struct {
 }
 
 // CleanupPolicy is one [[registry.cleanup_policies]] entry (GitLab's
-// ContainerExpirationPolicy). Only its shape is checked here; the policy
-// engine lives in pkg/cleanup.
+// ContainerExpirationPolicy). Its values are checked here (regexes,
+// globs, age); the policy engine lives in pkg/cleanup.
 type CleanupPolicy struct {
 	Name          string   `toml:"name"`
 	Repositories  []string `toml:"repositories"`

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bmatcuk/doublestar/v4"
+
 	"regctl/pkg/certs"
 )
 
@@ -229,8 +231,24 @@ func validateNotifications(ps *problems, eps []Notification) {
 }
 
 func validateCleanupPolicies(ps *problems, pols []CleanupPolicy) {
+	seen := map[string]int{}
 	for i, p := range pols {
 		at := func(k string) []string { return []string{"registry", "cleanup_policies", strconv.Itoa(i), k} }
+		if p.Name == "" {
+			ps.add(at("name"), "is required: --policy and the output name policies by it")
+		} else if j, dup := seen[p.Name]; dup {
+			ps.add(at("name"), "%q is also the name of policy %d", p.Name, j)
+		} else {
+			seen[p.Name] = i
+		}
+		if len(p.Repositories) == 0 {
+			ps.add(at("repositories"), "is required: one or more globs over repository paths (\"group/**\" for a whole group)")
+		}
+		for _, g := range p.Repositories {
+			if g == "" || !doublestar.ValidatePattern(g) {
+				ps.add(at("repositories"), "%q is not a valid glob (\"group/*/app\", \"group/**\")", g)
+			}
+		}
 		for _, k := range []struct{ key, re string }{{"name_regex", p.NameRegex}, {"name_regex_keep", p.NameRegexKeep}} {
 			if _, err := regexp.Compile(`\A(?:` + k.re + `)\z`); err != nil {
 				ps.add(at(k.key), "%q is not a valid RE2 regular expression: %v", k.re, err)
@@ -243,6 +261,10 @@ func validateCleanupPolicies(ps *problems, pols []CleanupPolicy) {
 			if _, err := ParseAge(p.OlderThan); err != nil {
 				ps.add(at("older_than"), "%v", err)
 			}
+		}
+		if p.Enabled && p.NameRegex != "" && p.KeepN == 0 && p.NameRegexKeep == "" && p.OlderThan == "" {
+			ps.warn(at("name_regex"), "policy %q can delete every tag but latest of the repositories it matches: "+
+				"it keeps no newest tags (keep_n = 0), has no name_regex_keep and no older_than", p.Name)
 		}
 	}
 }

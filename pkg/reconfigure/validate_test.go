@@ -155,13 +155,41 @@ internal_key = "-----BEGIN RSA PRIVATE KEY-----"
 
 [[registry.cleanup_policies]]
 name = "p"
+repositories = ["group/**"]
 name_regex = "(unclosed"
 older_than = "ten days"
 `,
 			want: []wantProblem{
 				{2, "registry.internal_key", "is set without internal_certificate"},
-				{6, "registry.cleanup_policies[0].name_regex", "not a valid RE2"},
-				{7, "registry.cleanup_policies[0].older_than", "is not an age"},
+				{7, "registry.cleanup_policies[0].name_regex", "not a valid RE2"},
+				{8, "registry.cleanup_policies[0].older_than", "is not an age"},
+			},
+		},
+		{
+			name: "cleanup policies: names, globs, keep regex, keep_n",
+			src: `[[registry.cleanup_policies]]
+name = "a"
+repositories = ["group/[unclosed", ""]
+name_regex_keep = "v(1"
+keep_n = -1
+
+[[registry.cleanup_policies]]
+name = "a"
+repositories = []
+
+[[registry.cleanup_policies]]
+repositories = ["x/**"]
+older_than = "2 weeks"
+`,
+			want: []wantProblem{
+				{3, "registry.cleanup_policies[0].repositories", `"group/[unclosed" is not a valid glob`},
+				{3, "registry.cleanup_policies[0].repositories", `"" is not a valid glob`},
+				{4, "registry.cleanup_policies[0].name_regex_keep", "not a valid RE2"},
+				{5, "registry.cleanup_policies[0].keep_n", "must not be negative"},
+				{8, "registry.cleanup_policies[1].name", `"a" is also the name of policy 0`},
+				{9, "registry.cleanup_policies[1].repositories", "is required"},
+				{11, "registry.cleanup_policies[2].name", "is required"},
+				{13, "registry.cleanup_policies[2].older_than", "is not an age"},
 			},
 		},
 	}
@@ -268,5 +296,44 @@ func TestNearest(t *testing.T) {
 		if got := nearest(in, names); got != want {
 			t.Errorf("nearest(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestCleanupPolicyThatCanDeleteEveryTagWarns(t *testing.T) {
+	tests := []struct {
+		name, policy string
+		warn         bool
+	}{
+		{"deletes all", `name_regex = ".*"`, true},
+		{"keep_n", "name_regex = \".*\"\nkeep_n = 1", false},
+		{"keep regex", "name_regex = \".*\"\nname_regex_keep = \"main\"", false},
+		{"age", "name_regex = \".*\"\nolder_than = \"7d\"", false},
+		{"no name_regex deletes nothing", `keep_n = 0`, false},
+		{"disabled", "name_regex = \".*\"\nenabled = false", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "[[registry.cleanup_policies]]\nname = \"p\"\nrepositories = [\"g/**\"]\nenabled = true\n" + tt.policy + "\n"
+			if strings.Contains(tt.policy, "enabled") {
+				src = strings.Replace(src, "enabled = true\n", "", 1)
+			}
+			l, err := Parse("/etc/regctl/regctl.toml", []byte(src))
+			if err != nil {
+				t.Fatalf("a warning must not make the settings invalid: %v", err)
+			}
+			if !tt.warn {
+				if len(l.Warnings) != 0 {
+					t.Errorf("unexpected warnings: %v", l.Warnings)
+				}
+				return
+			}
+			if len(l.Warnings) != 1 {
+				t.Fatalf("want 1 warning, got %v", l.Warnings)
+			}
+			w := l.Warnings[0]
+			if w.Key != "registry.cleanup_policies[0].name_regex" || w.Line != 5 || !strings.Contains(w.Message, "can delete every tag") {
+				t.Errorf("warning = %s (line %d)", w.Error(), w.Line)
+			}
+		})
 	}
 }
