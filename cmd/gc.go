@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,8 +14,6 @@ import (
 	"regctl/internal/ui"
 	"regctl/pkg/gc"
 	"regctl/pkg/maintenance"
-	"regctl/pkg/serve"
-	"regctl/pkg/storage"
 )
 
 type gcOpts struct {
@@ -62,29 +59,17 @@ type gcResult struct {
 }
 
 func (o *gcOpts) run(c *cobra.Command, args []string) error {
-	log := slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	configArg := ""
-	if len(args) == 1 {
-		configArg = args[0]
-	}
-	cfg, configPath, err := serve.LoadConfig(configArg, o.settingsPath(), log)
+	tg, err := o.openStorage(args)
 	if err != nil {
 		return err
 	}
-	drv, err := serve.NewDriver(cfg.Storage)
-	if err != nil {
-		return err
-	}
-	if s3, ok := drv.(*storage.S3); ok {
-		// GC keeps 32 requests in flight; the SDK keeps 10 idle.
-		drv = s3.WithConnections(64)
-	}
+	drv, log := tg.drv, tg.log
 	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	p := o.printer()
 	progress := ui.NewProgress(o.stderr)
-	res := gcResult{Config: configPath}
+	res := gcResult{Config: tg.configPath}
 	opts := gc.Options{
 		RemoveUntagged: o.untagged,
 		DryRun:         o.dryRun,

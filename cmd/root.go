@@ -95,6 +95,7 @@ GitLab's gitlab.yml, the token-signing key pair and maintenance.`,
 		newTokenCmd(o),
 		newGCCmd(o),
 		newMigrateCmd(o),
+		newUsageCmd(o),
 	)
 	root.AddCommand(newServiceCmds(o)...)
 	return root, o

@@ -94,27 +94,31 @@ func (c *collector) problemLocked(p Problem) {
 	c.log.Warn("gc: "+p.Kind, "path", p.Path, "repository", p.Repository, "digest", p.Digest, "detail", p.Detail)
 }
 
-func (c *collector) run(ctx context.Context) (*Report, error) {
-	defer func() {
-		c.mu.Lock()
-		c.rep.Problems = slices.Clone(c.problems)
-		c.mu.Unlock()
-		// Found by parallel scans: sorted, so runs compare.
-		slices.SortStableFunc(c.rep.Problems, func(a, b Problem) int {
-			return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Kind, b.Kind), strings.Compare(a.Detail, b.Detail))
-		})
-	}()
-	c.log.Info("gc: scanning", "driver", c.drv.Name(), "workers", c.workers, "remove_untagged", c.opts.RemoveUntagged, "dry_run", c.opts.DryRun)
+// sortedProblems are the problems so far. Found by parallel scans, they
+// are sorted, so runs compare.
+func (c *collector) sortedProblems() []Problem {
+	c.mu.Lock()
+	out := slices.Clone(c.problems)
+	c.mu.Unlock()
+	slices.SortStableFunc(out, func(a, b Problem) int {
+		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Kind, b.Kind), strings.Compare(a.Detail, b.Detail))
+	})
+	return out
+}
+
+// load scans the registry, reads its links and manifests, and prepares
+// each repository for marking: everything before the mark itself.
+func (c *collector) load(ctx context.Context) error {
 	if err := c.scan(ctx); err != nil {
-		return c.rep, phaseErr(PhaseScan, err)
+		return phaseErr(PhaseScan, err)
 	}
 	sortRepos(c.repos, c.drv.Name())
 	c.rep.Repositories = len(c.repos)
 	if err := c.readLinks(ctx); err != nil {
-		return c.rep, phaseErr(PhaseRead, err)
+		return phaseErr(PhaseRead, err)
 	}
 	if err := c.readManifests(ctx); err != nil {
-		return c.rep, phaseErr(PhaseRead, err)
+		return phaseErr(PhaseRead, err)
 	}
 	c.log.Info("gc: read", "repositories", len(c.repos), "blobs", len(c.blobs), "links", len(c.links), "manifests", len(c.manifests))
 
@@ -126,7 +130,16 @@ func (c *collector) run(ctx context.Context) (*Report, error) {
 		return nil
 	})
 	if err != nil {
-		return c.rep, phaseErr(PhaseMark, err)
+		return phaseErr(PhaseMark, err)
+	}
+	return nil
+}
+
+func (c *collector) run(ctx context.Context) (*Report, error) {
+	defer func() { c.rep.Problems = c.sortedProblems() }()
+	c.log.Info("gc: scanning", "driver", c.drv.Name(), "workers", c.workers, "remove_untagged", c.opts.RemoveUntagged, "dry_run", c.opts.DryRun)
+	if err := c.load(ctx); err != nil {
+		return c.rep, err
 	}
 	res := c.mark()
 	c.prog.add(len(c.repos), 0)

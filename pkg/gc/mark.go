@@ -311,13 +311,7 @@ func (c *collector) keepForSafety(res *markResult, extra map[repoDigest]bool) {
 			dropLinks[d] = true
 		}
 		visit := func(start []digest.Digest, links bool) {
-			seen := map[digest.Digest]bool{}
-			var walk func(d digest.Digest)
-			walk = func(d digest.Digest) {
-				if seen[d] {
-					return
-				}
-				seen[d] = true
+			c.reach(r, start, func(d digest.Digest) {
 				if !res.marked[d] && c.blobs[d] != nil {
 					res.marked[d] = true
 					c.problem(Problem{Kind: ProblemKeptForSafety, Path: storage.BlobDir(d), Repository: r.name, Digest: d,
@@ -328,20 +322,36 @@ func (c *collector) keepForSafety(res *markResult, extra map[repoDigest]bool) {
 					c.problem(Problem{Kind: ProblemKeptForSafety, Path: storage.LayerLinkPath(r.name, d), Repository: r.name, Digest: d,
 						Detail: "used by a tagged image, though Distribution's marking misses it; layer link kept"})
 				}
-				if info := c.info(r, d); info != nil {
-					for _, ref := range info.refs {
-						walk(ref)
-					}
-				}
-			}
-			for _, d := range start {
-				walk(d)
-			}
+			})
 		}
 		visit(roots, true)
 		visit(others, false)
 		if len(dropLinks) != len(res.layerDel[ri]) {
 			res.layerDel[ri] = slices.DeleteFunc(res.layerDel[ri], func(d digest.Digest) bool { return !dropLinks[d] })
 		}
+	}
+}
+
+// reach calls fn once for each digest reachable from start in r: the
+// digests themselves and, for each that is a manifest of r, everything
+// it references, recursively. Unlike Distribution's marking it does not
+// stop at what is marked already: it is what a kept manifest needs.
+func (c *collector) reach(r *repo, start []digest.Digest, fn func(digest.Digest)) {
+	seen := map[digest.Digest]bool{}
+	var walk func(d digest.Digest)
+	walk = func(d digest.Digest) {
+		if seen[d] {
+			return
+		}
+		seen[d] = true
+		fn(d)
+		if info := c.info(r, d); info != nil {
+			for _, ref := range info.refs {
+				walk(ref)
+			}
+		}
+	}
+	for _, d := range start {
+		walk(d)
 	}
 }
