@@ -96,6 +96,7 @@ GitLab's gitlab.yml, the token-signing key pair and maintenance.`,
 		newGCCmd(o),
 		newMigrateCmd(o),
 		newUsageCmd(o),
+		newCleanupCmd(o),
 	)
 	root.AddCommand(newServiceCmds(o)...)
 	return root, o

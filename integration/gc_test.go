@@ -23,34 +23,55 @@ import (
 	"regctl/internal/testtools"
 )
 
+// renderedSite is a regctl serve running the config reconfigure renders
+// (GitLab token auth), with a token for the tests' pushes.
+type renderedSite struct {
+	dir, addr, settings string
+	env                 []string
+	daemon              *testtools.Process
+	token               string
+	opt                 remote.Option
+}
+
+// newRenderedSite writes settings (with extra appended), reconfigures,
+// starts the daemon and mints a 10-minute token for scopes.
+func newRenderedSite(t *testing.T, extra string, scopes ...string) *renderedSite {
+	t.Helper()
+	s := &renderedSite{dir: t.TempDir(), addr: testtools.FreeAddr(t)}
+	s.settings = filepath.Join(s.dir, "regctl.toml")
+	src := "data_dir = \"data\"\n[registry]\nregistry_http_addr = \"" + s.addr + "\"\n" + extra
+	if err := os.WriteFile(s.settings, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.env = cleanEnv("REGCTL_CLUSTER_HEARTBEAT=500ms") // a node is gone after 3 missed beats: room for a loaded machine
+	if out, code := runRegctl(t, s.dir, s.env, "--settings", s.settings, "reconfigure"); code != 0 {
+		t.Fatalf("reconfigure: exit %d\n%s", code, out)
+	}
+	config := filepath.Join(s.dir, "data", "registry", "config.yml")
+	cmd := exec.Command(regctlBinary(t), "serve", config)
+	cmd.Env = s.env
+	s.daemon = testtools.StartCmd(t, s.addr, cmd)
+	t.Cleanup(closeClientConns)
+	args := []string{"--settings", s.settings, "token", "issue", "--ttl", "10m"}
+	for _, sc := range scopes {
+		args = append(args, "--scope", sc)
+	}
+	tok, code := runRegctl(t, s.dir, s.env, args...)
+	if code != 0 {
+		t.Fatalf("token issue: exit %d\n%s", code, tok)
+	}
+	s.token = strings.TrimSpace(tok)
+	s.opt = remote.WithAuth(&authn.Bearer{Token: s.token})
+	return s
+}
+
 // TestGarbageCollectWithRunningDaemon is gitlab-ctl registry-garbage-collect
 // -m without the downtime: the daemon keeps serving pulls, switches to
 // read-only for the run, and afterwards answers 404 for what was deleted
 // while every tagged image and its signature still pull.
 func TestGarbageCollectWithRunningDaemon(t *testing.T) {
-	dir := t.TempDir()
-	addr := testtools.FreeAddr(t)
-	settings := filepath.Join(dir, "regctl.toml")
-	src := "data_dir = \"data\"\n[registry]\nregistry_http_addr = \"" + addr + "\"\n"
-	if err := os.WriteFile(settings, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := cleanEnv("REGCTL_CLUSTER_HEARTBEAT=500ms") // a node is gone after 3 missed beats: room for a loaded machine
-	if out, code := runRegctl(t, dir, env, "--settings", settings, "reconfigure"); code != 0 {
-		t.Fatalf("reconfigure: exit %d\n%s", code, out)
-	}
-	config := filepath.Join(dir, "data", "registry", "config.yml")
-	cmd := exec.Command(regctlBinary(t), "serve", config)
-	cmd.Env = env
-	daemon := testtools.StartCmd(t, addr, cmd)
-	t.Cleanup(closeClientConns)
-
-	tok, code := runRegctl(t, dir, env, "--settings", settings, "token", "issue", "--ttl", "10m",
-		"--scope", "repository:team/app:pull,push,delete")
-	if code != 0 {
-		t.Fatalf("token issue: exit %d\n%s", code, tok)
-	}
-	opt := remote.WithAuth(&authn.Bearer{Token: strings.TrimSpace(tok)})
+	site := newRenderedSite(t, "", "repository:team/app:pull,push,delete")
+	dir, addr, settings, env, daemon, tok, opt := site.dir, site.addr, site.settings, site.env, site.daemon, site.token, site.opt
 
 	// v1 is pushed, then overwritten: the first image becomes untagged.
 	old, err := random.Image(1024, 2)

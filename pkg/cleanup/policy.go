@@ -55,7 +55,7 @@ func Compile(p reconfigure.CleanupPolicy) (*Policy, error) {
 		out.HasAge = true
 	}
 	for _, g := range p.Repositories {
-		if !doublestar.ValidatePattern(g) {
+		if !ValidGlob(g) {
 			return nil, fmt.Errorf("policy %q: repositories: %q is not a valid glob", p.Name, g)
 		}
 	}
@@ -96,6 +96,9 @@ func MatchGlobs(globs []string, repo string) bool {
 	}
 	return false
 }
+
+// ValidGlob tells whether g is a glob MatchGlobs accepts.
+func ValidGlob(g string) bool { return g != "" && doublestar.ValidatePattern(g) }
 
 // For is the policy of a repository: the first whose glob matches it,
 // nil when none does. A disabled policy still claims its repositories,
