@@ -18,6 +18,8 @@ import (
 
 	"regctl/internal/ui"
 	"regctl/pkg/cleanup"
+	"regctl/pkg/distconfig"
+	"regctl/pkg/maintenance"
 	"regctl/pkg/reconfigure"
 	"regctl/pkg/serve"
 )
@@ -111,9 +113,18 @@ func (o *cleanupOpts) run(c *cobra.Command, args []string) error {
 	if o.repository != "" && !cleanup.ValidGlob(o.repository) {
 		return usageError{fmt.Errorf("--repository %q is not a valid glob", o.repository)}
 	}
-	client, err := o.client(l, args)
+	client, cfg, err := o.client(l, args)
 	if err != nil {
 		return err
+	}
+	if cfg != nil && !o.dryRun && o.explain == "" {
+		// One cleanup or GC at a time on a storage. With --registry the
+		// storage is unknown, and nothing is locked.
+		unlock, err := maintenance.LockRuns(cfg.Storage, "registry-cleanup")
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -145,8 +156,9 @@ func (o *cleanupOpts) run(c *cobra.Command, args []string) error {
 	return nil
 }
 
-// client targets --registry, or the local daemon of the rendered config.
-func (o *cleanupOpts) client(l *reconfigure.Loaded, args []string) (*cleanup.Client, error) {
+// client targets --registry, or the local daemon of the rendered config
+// (returned too: its storage is what the run lock guards).
+func (o *cleanupOpts) client(l *reconfigure.Loaded, args []string) (*cleanup.Client, *distconfig.Config, error) {
 	if o.registry != "" {
 		var auth cleanup.Authenticator
 		if o.username != "" {
@@ -154,7 +166,7 @@ func (o *cleanupOpts) client(l *reconfigure.Loaded, args []string) (*cleanup.Cli
 			if o.passwordStdin {
 				line, err := bufio.NewReader(stdin()).ReadString('\n')
 				if err != nil && line == "" {
-					return nil, fmt.Errorf("--password-stdin: %w", err)
+					return nil, nil, fmt.Errorf("--password-stdin: %w", err)
 				}
 				pw = strings.TrimRight(line, "\r\n")
 			}
@@ -162,9 +174,9 @@ func (o *cleanupOpts) client(l *reconfigure.Loaded, args []string) (*cleanup.Cli
 		}
 		cl, err := cleanup.NewClient(o.registry, auth, o.requests)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--registry: %w", err)}
+			return nil, nil, usageError{fmt.Errorf("--registry: %w", err)}
 		}
-		return cl, nil
+		return cl, nil, nil
 	}
 	configArg := ""
 	if len(args) == 1 {
@@ -172,14 +184,14 @@ func (o *cleanupOpts) client(l *reconfigure.Loaded, args []string) (*cleanup.Cli
 	}
 	cfg, configPath, err := serve.LoadConfig(configArg, o.settingsPath(), nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if cfg.HTTP.Net == "unix" || cfg.HTTP.TLS.Certificate != "" {
-		return nil, usageError{fmt.Errorf("%s: the daemon listens on a unix socket or with TLS: pass --registry URL", configPath)}
+		return nil, nil, usageError{fmt.Errorf("%s: the daemon listens on a unix socket or with TLS: pass --registry URL", configPath)}
 	}
 	host, port, err := net.SplitHostPort(cfg.HTTP.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: http.addr %q: %w", configPath, cfg.HTTP.Addr, err)
+		return nil, nil, fmt.Errorf("%s: http.addr %q: %w", configPath, cfg.HTTP.Addr, err)
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
@@ -188,14 +200,15 @@ func (o *cleanupOpts) client(l *reconfigure.Loaded, args []string) (*cleanup.Cli
 	if tok, ok := cfg.Auth["token"].(map[string]any); ok {
 		key, err := signingKey(l)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		issuer, _ := tok["issuer"].(string)
 		auth = cleanup.Minter{Key: key, Issuer: issuer, Subject: "regctl-cleanup"}
 	} else if _, ok := cfg.Auth["htpasswd"]; ok {
-		return nil, usageError{fmt.Errorf("%s: the daemon uses htpasswd: pass --registry http://%s --username USER --password-stdin", configPath, net.JoinHostPort(host, port))}
+		return nil, nil, usageError{fmt.Errorf("%s: the daemon uses htpasswd: pass --registry http://%s --username USER --password-stdin", configPath, net.JoinHostPort(host, port))}
 	}
-	return cleanup.NewClient("http://"+net.JoinHostPort(host, port), auth, o.requests)
+	cl, err := cleanup.NewClient("http://"+net.JoinHostPort(host, port), auth, o.requests)
+	return cl, cfg, err
 }
 
 // runExplain is the admin guide's "investigate a cleanup policy": the

@@ -1,7 +1,12 @@
 package cmd
 
 import (
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"regctl/pkg/distconfig"
+	"regctl/pkg/maintenance"
 )
 
 func TestRegistryCleanupBadUsage(t *testing.T) {
@@ -28,4 +33,37 @@ func TestRegistryCleanupBadUsage(t *testing.T) {
 			mustContain(t, "stderr", r.stderr, tc.want)
 		})
 	}
+}
+
+// Two cleanup or GC runs never overlap on one storage; dry runs change
+// nothing and need no lock.
+func TestCleanupAndGCRunLock(t *testing.T) {
+	t.Parallel()
+	dir, settings := withSecrets(t, "data_dir = \"data\"\n[registry]\nregistry_http_addr = \"127.0.0.1:1\"\n"+
+		"[[registry.cleanup_policies]]\nname = \"p\"\nrepositories = [\"g/**\"]\nenabled = true\nname_regex = \"v.*\"\nkeep_n = 1\n")
+	mustCode(t, 0, "reconfigure", "--settings", settings)
+	cfg, err := distconfig.Load(filepath.Join(dir, "data", "registry", "config.yml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := maintenance.LockRuns(cfg.Storage, "a test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"registry-cleanup"}, {"registry-garbage-collect", "-m"}} {
+		r := mustCode(t, 1, append([]string{"--settings", settings}, args...)...)
+		mustContain(t, args[0], r.stderr, "another registry-cleanup or registry-garbage-collect is running on this storage", "a test, pid")
+	}
+	mustCode(t, 0, "--settings", settings, "registry-garbage-collect", "-m", "--dry-run")
+	// A dry-run cleanup is not held by the lock (it fails on the
+	// missing daemon instead).
+	if r := mustCode(t, 1, "--settings", settings, "registry-cleanup", "--dry-run"); strings.Contains(r.stderr, "another registry-cleanup") {
+		t.Errorf("dry run held by the lock: %s", r)
+	}
+	unlock()
+	unlock2, err := maintenance.LockRuns(cfg.Storage, "again")
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock2()
 }

@@ -95,6 +95,12 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 		// Nothing is deleted, so nothing needs to hold still.
 		err = collect(ctx)
 	} else {
+		// One cleanup or GC at a time on a storage.
+		unlock, lerr := maintenance.LockRuns(tg.cfg.Storage, "registry-garbage-collect")
+		if lerr != nil {
+			return lerr
+		}
+		defer unlock()
 		_, err = maintenance.During(ctx, drv, maintenance.DuringOptions{
 			Holder:     maintenance.Holder("registry-garbage-collect"),
 			Reason:     "garbage collection",
