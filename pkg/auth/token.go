@@ -57,8 +57,8 @@ type TokenOptions struct {
 	Now func() time.Time
 }
 
-// TokenController checks bearer tokens. It is immutable after NewToken and
-// safe for concurrent use.
+// TokenController checks bearer tokens. It is immutable after NewToken
+// (but for its cache of verified tokens) and safe for concurrent use.
 type TokenController struct {
 	opts TokenOptions
 	// certs are the bundle's certificates with a usable key, in file order.
@@ -70,6 +70,8 @@ type TokenController struct {
 	// base32 against 43 base64url characters), so one map holds both.
 	keys map[string]crypto.PublicKey
 	kids []string
+	// verified skips the signature check of a token seen moments ago.
+	verified *verifiedCache
 }
 
 var _ Controller = (*TokenController)(nil)
@@ -95,7 +97,7 @@ func NewToken(opts TokenOptions) (*TokenController, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth.token.rootcertbundle: %w", err)
 	}
-	c := &TokenController{opts: opts, roots: x509.NewCertPool(), keys: map[string]crypto.PublicKey{}}
+	c := &TokenController{opts: opts, roots: x509.NewCertPool(), keys: map[string]crypto.PublicKey{}, verified: &verifiedCache{}}
 	for _, cert := range list {
 		kid, err := certs.LibtrustKeyID(cert.PublicKey)
 		if err != nil {
@@ -231,6 +233,9 @@ func (c *TokenController) realm(r *http.Request) string {
 // failure (it ends up in the client's error message).
 func (c *TokenController) verify(raw string) (*tokenClaims, error) {
 	now := c.opts.Now()
+	if claims, ok := c.verified.get(raw, now); ok {
+		return claims, nil
+	}
 	p := jwt.NewParser(
 		jwt.WithValidMethods(algorithms),
 		jwt.WithLeeway(Leeway),
@@ -257,6 +262,7 @@ func (c *TokenController) verify(raw string) (*tokenClaims, error) {
 	if err != nil {
 		return nil, reason(err, c.opts)
 	}
+	c.verified.put(raw, claims, now)
 	return claims, nil
 }
 
