@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"regctl/pkg/auth"
+	"regctl/pkg/notify"
 	"regctl/pkg/storage"
 )
 
@@ -38,6 +39,9 @@ type Options struct {
 	// Auth checks every request (auth.token or auth.htpasswd); nil
 	// serves without authentication.
 	Auth auth.Controller
+	// Notifier receives push, pull, mount and delete events; nil sends
+	// none.
+	Notifier Notifier
 }
 
 // Server serves the registry API. Create it with New.
@@ -88,8 +92,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) boo
 	if c == nil {
 		return true
 	}
-	_, err := c.Authorize(r, auth.Needs(authKinds[rt.kind], rt.name, r.Method, r.URL.Query()))
+	g, err := c.Authorize(r, auth.Needs(authKinds[rt.kind], rt.name, r.Method, r.URL.Query()))
 	if err == nil {
+		if g != nil {
+			infoOf(r).actor = g.Subject
+		}
 		return true
 	}
 	var ae *auth.Error
@@ -343,6 +350,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.Add(k, v)
 		}
 	}
+	r = withRequestInfo(r, &requestInfo{id: notify.NewID()})
 	// Use the raw path so that an encoded "%2F" or "%2e" cannot smuggle a
 	// separator or dot segment past the name check.
 	path := r.URL.EscapedPath()

@@ -21,6 +21,7 @@ import (
 	"regctl/pkg/auth"
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
+	"regctl/pkg/notify"
 	"regctl/pkg/registryd"
 	"regctl/pkg/storage"
 )
@@ -39,6 +40,7 @@ type Daemon struct {
 	Version string
 	nodeID  string
 	server  *registryd.Server
+	notify  *notify.Manager // nil without enabled endpoints
 	cfg     *distconfig.Config
 	log     *slog.Logger
 	level   *slog.LevelVar
@@ -71,7 +73,16 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	if authc == nil {
 		log.Warn("no auth section: anyone who can reach this registry can push, pull and delete")
 	}
+	var notifier registryd.Notifier
+	nm, err := newNotifier(cfg, configPath, log)
+	if err != nil {
+		return nil, err
+	}
+	if nm != nil {
+		notifier = nm
+	}
 	srv := registryd.New(registryd.Options{
+		Notifier:         notifier,
 		Auth:             authc,
 		Driver:           driver,
 		Log:              log,
@@ -87,7 +98,7 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	}
 	return &Daemon{
 		ConfigPath: configPath, HeartbeatInterval: heartbeat, nodeID: maintenance.NewNodeID(),
-		server: srv, cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
+		server: srv, notify: nm, cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
 	}, nil
 }
 
@@ -138,9 +149,6 @@ func refuseUnsupported(cfg *distconfig.Config, log *slog.Logger) error {
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
-	}
-	if len(cfg.Notifications.Endpoints) > 0 {
-		log.Warn("notifications.endpoints: notifications are not sent yet by regctl serve; events are dropped")
 	}
 	if cfg.HTTP.Debug.Addr != "" {
 		log.Warn("http.debug: the debug server is not available yet in regctl serve")
@@ -284,6 +292,15 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 
 	if hcfg := d.cfg.Health.StorageDriver; hcfg.Enabled {
 		go d.watchStorage(bg, hcfg.Interval, hcfg.Threshold)
+	}
+
+	if d.notify != nil {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		d.notify.Start(notify.Source{Addr: net.JoinHostPort(host, port), InstanceID: d.nodeID})
+		// Stopped after the HTTP server: events of the requests that
+		// drain still reach the disk queue.
+		defer d.notify.Stop()
 	}
 
 	errc := make(chan error, 1)
