@@ -187,17 +187,19 @@ func (m *Manager) Notify(ev Event) {
 
 // Stats are one endpoint's figures since the daemon started (Pending is
 // the queue as it is now).
+// The JSON names are those of Distribution's expvar figures, plus
+// Dropped and queue.
 type Stats struct {
-	Name      string
-	URL       string // without credentials or query
-	Pending   int64  // queued on disk or being written, not delivered
-	Events    int64  // events accepted for delivery
-	Successes int64  // delivered: the endpoint answered 2xx
-	Failures  int64  // attempts answered with another status
-	Errors    int64  // attempts with no answer (refused, timed out)
-	Dropped   int64  // events lost: queue full, hand-off full, unreadable segment
-	Statuses  map[string]int64
-	QueueDir  string
+	Name      string           `json:"name"`
+	URL       string           `json:"url"`       // without credentials or query
+	Pending   int64            `json:"Pending"`   // queued on disk or being written, not delivered
+	Events    int64            `json:"Events"`    // events accepted for delivery
+	Successes int64            `json:"Successes"` // delivered: the endpoint answered 2xx
+	Failures  int64            `json:"Failures"`  // attempts answered with another status
+	Errors    int64            `json:"Errors"`    // attempts with no answer (refused, timed out)
+	Dropped   int64            `json:"Dropped"`   // events lost: queue full, hand-off full, unreadable segment
+	Statuses  map[string]int64 `json:"Statuses"`  // failed attempts by status
+	QueueDir  string           `json:"queue"`
 }
 
 // Stats reports every enabled endpoint, in config order.

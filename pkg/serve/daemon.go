@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"regctl/pkg/auth"
+	"regctl/pkg/debugserver"
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
 	"regctl/pkg/notify"
@@ -41,6 +42,7 @@ type Daemon struct {
 	nodeID  string
 	server  *registryd.Server
 	notify  *notify.Manager // nil without enabled endpoints
+	health  *debugserver.Health
 	cfg     *distconfig.Config
 	log     *slog.Logger
 	level   *slog.LevelVar
@@ -98,7 +100,7 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	}
 	return &Daemon{
 		ConfigPath: configPath, HeartbeatInterval: heartbeat, nodeID: maintenance.NewNodeID(),
-		server: srv, notify: nm, cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
+		server: srv, notify: nm, health: debugserver.NewHealth(log), cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
 	}, nil
 }
 
@@ -149,9 +151,6 @@ func refuseUnsupported(cfg *distconfig.Config, log *slog.Logger) error {
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
-	}
-	if cfg.HTTP.Debug.Addr != "" {
-		log.Warn("http.debug: the debug server is not available yet in regctl serve")
 	}
 	return nil
 }
@@ -291,7 +290,18 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 	}
 
 	if hcfg := d.cfg.Health.StorageDriver; hcfg.Enabled {
-		go d.watchStorage(bg, hcfg.Interval, hcfg.Threshold)
+		go d.health.Run(bg, debugserver.Check{
+			Name: "storagedriver_" + d.cfg.Storage.Driver, Interval: hcfg.Interval, Threshold: hcfg.Threshold,
+			Run: storageCheck(d.server.Driver(), d.cfg.Storage),
+		})
+	}
+	if dc := d.cfg.HTTP.Debug; dc.Addr != "" {
+		dbg, err := debugserver.Listen(d.debugOptions())
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
+		d.log.Info("debug server listening", "addr", dbg.Addr(), "metrics", dc.Prometheus.Enabled)
 	}
 
 	if d.notify != nil {
@@ -368,48 +378,4 @@ func (c *connTracker) closeUnused() {
 		}
 		return true
 	})
-}
-
-// checker is implemented by drivers that can test their backend (S3).
-type checker interface {
-	Check(ctx context.Context) error
-}
-
-// watchStorage runs the storage health check every interval and logs
-// when the storage goes down (threshold failures in a row) and comes
-// back. The debug server's /debug/health will report the same state.
-func (d *Daemon) watchStorage(ctx context.Context, interval time.Duration, threshold int) {
-	c, ok := d.server.Driver().(checker)
-	if !ok {
-		return
-	}
-	if interval <= 0 {
-		interval = 10 * time.Second
-	}
-	threshold = max(threshold, 1)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	failures := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		cctx, cancel := context.WithTimeout(ctx, interval)
-		err := c.Check(cctx)
-		cancel()
-		switch {
-		case err != nil:
-			failures++
-			if failures == threshold {
-				d.log.Error("storage health check failing", "failures", failures, "err", err)
-			}
-		case failures >= threshold:
-			d.log.Info("storage health check recovered", "after_failures", failures)
-			failures = 0
-		default:
-			failures = 0
-		}
-	}
 }
