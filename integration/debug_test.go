@@ -1,14 +1,20 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"regctl/internal/testtools"
 )
@@ -49,9 +55,20 @@ func TestDebugServerOnFilesystem(t *testing.T) {
 		"notifications:\n  endpoints:\n    - name: hook\n      url: http://"+testtools.FreeAddr(t)+"/\n      backoff: 1h\n      maxretries: 1\n")
 	// http is the config's last section: debug goes into it.
 	b, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append(b, []byte("  debug:\n    addr: "+daddr+"\n")...), 0o600)
+	os.WriteFile(cfg, append(b, []byte("  debug:\n    addr: "+daddr+"\n    prometheus:\n      enabled: true\n")...), 0o600)
 	startServeT(t, cfg, addr)
-	pushBlob(t, addr, "team/app", []byte("a blob to create the root"))
+	before := scrapeMetrics(t, daddr)
+	d := pushBlob(t, addr, "team/app", []byte("a blob to create the root"))
+	for range 2 {
+		if resp, _ := do(t, http.MethodGet, addr, "/v2/team/app/blobs/"+d, nil, nil); resp.StatusCode != 200 {
+			t.Fatalf("blob GET: %s", resp.Status)
+		}
+	}
+	after := scrapeMetrics(t, daddr)
+	get200 := `registry_http_requests_total{code="200",method="GET",route="blob"}`
+	if n := after[get200] - before[get200]; n != 2 {
+		t.Errorf("%s moved by %v, want 2", get200, n)
+	}
 
 	if f := waitHealth(t, daddr, http.StatusOK); len(f) != 0 {
 		t.Errorf("healthy but failing = %v", f)
@@ -67,9 +84,9 @@ func TestDebugServerOnFilesystem(t *testing.T) {
 	}
 	var eps []endpointVars
 	var body []byte
-	// The event reaches the disk queue, and a first attempt fails, just
-	// after the push answered: poll.
-	waitFor(t, 20*time.Second, "the push event in /debug/vars", func() bool {
+	// The events (a push, two pulls) reach the disk queue, and a first
+	// attempt fails, just after the requests answered: poll.
+	waitFor(t, 20*time.Second, "the events in /debug/vars", func() bool {
 		var code int
 		code, body = getDebug(t, daddr, "/debug/vars")
 		var vars struct {
@@ -84,10 +101,13 @@ func TestDebugServerOnFilesystem(t *testing.T) {
 			t.Fatalf("vars: %d %v %s", code, err, body)
 		}
 		eps = vars.Registry.Notifications.Endpoints
-		return len(eps) == 1 && eps[0].Events == 1 && eps[0].Errors >= 1
+		return len(eps) == 1 && eps[0].Events == 3 && eps[0].Errors >= 1
 	})
-	if eps[0].Name != "hook" || eps[0].Pending != 1 {
-		t.Errorf("endpoints in /debug/vars = %+v, want hook with the push event pending\n%s", eps, body)
+	if eps[0].Name != "hook" || eps[0].Pending != 3 {
+		t.Errorf("endpoints in /debug/vars = %+v, want hook with 3 events pending\n%s", eps, body)
+	}
+	if m := scrapeMetrics(t, daddr); m[`registry_notifications_pending{endpoint="hook"}`] != 3 {
+		t.Errorf("registry_notifications_pending = %v, want 3", m[`registry_notifications_pending{endpoint="hook"}`])
 	}
 
 	// The storage goes away under the daemon.
@@ -121,4 +141,40 @@ func TestDebugHealthOnS3(t *testing.T) {
 	if failing["storagedriver_s3"] == "" {
 		t.Errorf("failing = %v, want storagedriver_s3", failing)
 	}
+}
+
+// scrapeMetrics reads /metrics with Prometheus' parser and returns each
+// counter and gauge sample as name{labels sorted} -> value.
+func scrapeMetrics(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	code, body := getDebug(t, addr, "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	out := map[string]float64{}
+	for name, f := range fams {
+		for _, m := range f.Metric {
+			var ls []string
+			for _, l := range m.Label {
+				ls = append(ls, l.GetName()+"="+strconv.Quote(l.GetValue()))
+			}
+			sort.Strings(ls)
+			key := name
+			if len(ls) > 0 {
+				key += "{" + strings.Join(ls, ",") + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				out[key] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[key] = m.Gauge.GetValue()
+			}
+		}
+	}
+	return out
 }

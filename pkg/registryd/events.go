@@ -26,6 +26,7 @@ const blobMediaType = "application/octet-stream"
 type requestInfo struct {
 	id    string
 	actor string
+	route string // RouteNames' value once routed
 }
 
 type requestInfoKey struct{}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"regctl/pkg/auth"
 	"regctl/pkg/notify"
@@ -42,6 +43,8 @@ type Options struct {
 	// Notifier receives push, pull, mount and delete events; nil sends
 	// none.
 	Notifier Notifier
+	// Observer sees every finished request (metrics); nil: none.
+	Observer Observer
 }
 
 // Server serves the registry API. Create it with New.
@@ -341,8 +344,19 @@ func isWrite(method string) bool {
 	return false
 }
 
-// ServeHTTP routes a request.
+// ServeHTTP serves a request, then records it: the observer's figures
+// and an access log line with the request's id.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	info := &requestInfo{id: notify.NewID()}
+	r = withRequestInfo(r, info)
+	rec := &recorder{ResponseWriter: w}
+	defer s.finish(r, info, rec, start)
+	s.route(rec, r, info)
+}
+
+// route routes a request.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, info *requestInfo) {
 	h := w.Header()
 	h.Set("Docker-Distribution-Api-Version", "registry/2.0")
 	for k, vs := range s.opts.Headers {
@@ -350,7 +364,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.Add(k, v)
 		}
 	}
-	r = withRequestInfo(r, &requestInfo{id: notify.NewID()})
 	// Use the raw path so that an encoded "%2F" or "%2e" cannot smuggle a
 	// separator or dot segment past the name check.
 	path := r.URL.EscapedPath()
@@ -359,6 +372,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newError(http.StatusNotFound, CodeNameUnknown, "no such API endpoint"))
 		return
 	}
+	info.route = RouteNames[rt.kind]
 	if rt.kind != routeBase && rt.kind != routeCatalog {
 		if err := checkName(rt.name); err != nil {
 			s.writeError(w, r, err)

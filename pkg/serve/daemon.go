@@ -22,6 +22,7 @@ import (
 	"regctl/pkg/debugserver"
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
+	"regctl/pkg/metrics"
 	"regctl/pkg/notify"
 	"regctl/pkg/registryd"
 	"regctl/pkg/storage"
@@ -43,6 +44,7 @@ type Daemon struct {
 	server  *registryd.Server
 	notify  *notify.Manager // nil without enabled endpoints
 	health  *debugserver.Health
+	metrics *metrics.Metrics // nil unless http.debug.prometheus.enabled
 	cfg     *distconfig.Config
 	log     *slog.Logger
 	level   *slog.LevelVar
@@ -75,6 +77,15 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	if authc == nil {
 		log.Warn("no auth section: anyone who can reach this registry can push, pull and delete")
 	}
+	// Metrics exist only when asked for: the timed driver and the
+	// per-request figures cost a little on every request.
+	var mx *metrics.Metrics
+	var observer registryd.Observer
+	if cfg.HTTP.Debug.Prometheus.Enabled {
+		mx = metrics.New()
+		driver = mx.Driver(driver)
+		observer = mx
+	}
 	var notifier registryd.Notifier
 	nm, err := newNotifier(cfg, configPath, log)
 	if err != nil {
@@ -82,9 +93,13 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	}
 	if nm != nil {
 		notifier = nm
+		if mx != nil {
+			mx.Notifications(nm.Stats)
+		}
 	}
 	srv := registryd.New(registryd.Options{
 		Notifier:         notifier,
+		Observer:         observer,
 		Auth:             authc,
 		Driver:           driver,
 		Log:              log,
@@ -100,7 +115,7 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	}
 	return &Daemon{
 		ConfigPath: configPath, HeartbeatInterval: heartbeat, nodeID: maintenance.NewNodeID(),
-		server: srv, notify: nm, health: debugserver.NewHealth(log), cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
+		server: srv, notify: nm, metrics: mx, health: debugserver.NewHealth(log), cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
 	}, nil
 }
 
@@ -294,6 +309,9 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 			Name: "storagedriver_" + d.cfg.Storage.Driver, Interval: hcfg.Interval, Threshold: hcfg.Threshold,
 			Run: storageCheck(d.server.Driver(), d.cfg.Storage),
 		})
+	}
+	if d.metrics != nil {
+		go d.watchMaintenance(bg, d.metrics.Maintenance())
 	}
 	if dc := d.cfg.HTTP.Debug; dc.Addr != "" {
 		dbg, err := debugserver.Listen(d.debugOptions())

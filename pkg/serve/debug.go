@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"regctl/pkg/debugserver"
 	"regctl/pkg/distconfig"
+	"regctl/pkg/metrics"
 	"regctl/pkg/notify"
 	"regctl/pkg/storage"
 )
@@ -21,11 +23,31 @@ func (d *Daemon) Health() *debugserver.Health { return d.health }
 
 // debugOptions is what the debug listener serves.
 func (d *Daemon) debugOptions() debugserver.Options {
-	return debugserver.Options{
+	o := debugserver.Options{
 		Addr:   d.cfg.HTTP.Debug.Addr,
 		Health: d.health,
 		Vars:   d.vars,
 		Log:    d.log,
+	}
+	if d.metrics != nil {
+		o.Metrics, o.MetricsPath = d.metrics.Handler(), d.cfg.HTTP.Debug.Prometheus.Path
+	}
+	return o
+}
+
+// watchMaintenance feeds the maintenance (garbage collection) figures:
+// the agent switches maintenance on and off, this polls it every second.
+func (d *Daemon) watchMaintenance(ctx context.Context, mt *metrics.Maintenance) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		_, on := d.server.Maintenance()
+		mt.Observe(on, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 
