@@ -104,7 +104,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) boo
 	}
 	var ae *auth.Error
 	if errors.As(err, &ae) {
-		s.log.Info("request refused", "method", r.Method, "path", r.URL.Path, "status", ae.Status, "reason", ae.Err)
+		s.log.Info("request refused", "request_id", infoOf(r).id, "method", r.Method, "path", r.URL.Path, "status", ae.Status, "reason", ae.Err)
 		ae.Write(w, r)
 		return false
 	}
