@@ -655,6 +655,10 @@ func (d *decoder) endpoints(dst *[]Endpoint) handler {
 			if d.err != nil {
 				return
 			}
+			// Distribution's older key: threshold alone sets the retries.
+			if it.get("maxretries") == nil && it.get("threshold") != nil {
+				ep.MaxRetries = ep.Threshold
+			}
 			at := it
 			if e := it.get("url"); e != nil {
 				at = e.val

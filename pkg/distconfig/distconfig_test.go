@@ -516,6 +516,16 @@ func TestParseAccepts(t *testing.T) {
 					t.Errorf("endpoint = %+v", ep)
 				}
 			}},
+		{"threshold alone sets the retries", "version: 0.1\nstorage: inmemory\nnotifications:\n  endpoints:\n    - name: a\n      url: http://a/\n      threshold: 2\n    - name: b\n      url: http://b/\n      threshold: 2\n      maxretries: 7\n  queue:\n    directory: q\n    maxevents: 50\n",
+			func(t *testing.T, c *Config) {
+				a, b := c.Notifications.Endpoints[0], c.Notifications.Endpoints[1]
+				if a.MaxRetries != 2 || b.MaxRetries != 7 {
+					t.Errorf("maxretries = %d, %d; want 2, 7", a.MaxRetries, b.MaxRetries)
+				}
+				if q := c.Notifications.Queue; q.Directory != "q" || q.MaxEvents != 50 {
+					t.Errorf("queue = %+v", q)
+				}
+			}},
 		{"log level case and headers", minimal + "  headers:\n    x-frame-options: DENY\nlog:\n  level: DEBUG\n", func(t *testing.T, c *Config) {
 			if c.Log.Level != "debug" || c.Log.SlogLevel() != slog.LevelDebug {
 				t.Errorf("level = %q", c.Log.Level)

@@ -286,3 +286,44 @@ func TestQueueDirEscapesNames(t *testing.T) {
 		}
 	}
 }
+
+// TestCursorNeverAppliesToANewSegment: a queue emptied, reopened and
+// filled again counts every new event, even with a stale cursor left by a
+// crash.
+func TestCursorNeverAppliesToANewSegment(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	q, err := OpenQueue(dir, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Append([][]byte{[]byte(`{"a":1}`), []byte(`{"a":2}`), []byte(`{"a":3}`)})
+	for range 2 {
+		q.Next()
+		q.Ack()
+	}
+	// A crash after the last segment went but before its cursor did.
+	stale, _ := os.ReadFile(filepath.Join(dir, cursorName))
+	q.Next()
+	q.Ack()
+	if err := os.WriteFile(filepath.Join(dir, cursorName), stale, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q2, err := OpenQueue(dir, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q2.Append([][]byte{[]byte(`{"b":1}`), []byte(`{"b":2}`), []byte(`{"b":3}`)})
+	q3, err := OpenQueue(dir, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := q3.Pending(); p != 3 {
+		t.Errorf("pending = %d, want 3", p)
+	}
+	if n, _ := Backlog(dir); n != 3 {
+		t.Errorf("backlog = %d, want 3", n)
+	}
+	if ev, _, _ := q3.Next(); string(ev) != `{"b":1}` {
+		t.Errorf("first event = %s", ev)
+	}
+}

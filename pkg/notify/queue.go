@@ -94,17 +94,29 @@ func OpenQueue(dir string, limit int) (*Queue, error) {
 	for _, s := range q.segs {
 		q.pending += s.n
 	}
-	if len(q.segs) > 0 {
-		if b, err := os.ReadFile(filepath.Join(dir, cursorName)); err == nil {
-			var seq uint64
-			var n int
-			if _, err := fmt.Sscanf(string(b), "%d %d", &seq, &n); err == nil && seq == q.segs[0].seq {
-				q.done = min(max(n, 0), q.segs[0].n)
-				q.pending -= q.done
-			}
+	if seq, n, ok := readCursor(dir); ok {
+		// New segments never reuse the cursor's number, so a cursor left
+		// behind (a crash between removing a segment and its cursor)
+		// can never apply to another segment.
+		q.nextSeq = max(q.nextSeq, seq+1)
+		if len(q.segs) > 0 && seq == q.segs[0].seq {
+			q.done = min(max(n, 0), q.segs[0].n)
+			q.pending -= q.done
 		}
 	}
 	return q, nil
+}
+
+// readCursor reads the "<seq> <n>" cursor file, if there is a valid one.
+func readCursor(dir string) (seq uint64, n int, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, cursorName))
+	if err != nil {
+		return 0, 0, false
+	}
+	if _, err := fmt.Sscanf(string(b), "%d %d", &seq, &n); err != nil {
+		return 0, 0, false
+	}
+	return seq, n, true
 }
 
 func cmpU64(a, b uint64) int {
@@ -275,10 +287,14 @@ func (q *Queue) DropHead() (int, error) {
 	return n, q.popHead()
 }
 
+// popHead removes the oldest segment, then its cursor.
 func (q *Queue) popHead() error {
 	err := os.Remove(filepath.Join(q.dir, segName(q.segs[0].seq)))
 	if errors.Is(err, os.ErrNotExist) {
 		err = nil
+	}
+	if cerr := os.Remove(filepath.Join(q.dir, cursorName)); cerr != nil && !errors.Is(cerr, os.ErrNotExist) && err == nil {
+		err = cerr
 	}
 	q.segs, q.head, q.done = q.segs[1:], nil, 0
 	return err
@@ -320,12 +336,8 @@ func Backlog(dir string) (int, error) {
 			first, firstN, haveFirst = seq, n, true
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, cursorName)); err == nil && haveFirst {
-		var seq uint64
-		var n int
-		if _, err := fmt.Sscanf(string(b), "%d %d", &seq, &n); err == nil && seq == first {
-			total -= min(max(n, 0), firstN)
-		}
+	if seq, n, ok := readCursor(dir); ok && haveFirst && seq == first {
+		total -= min(max(n, 0), firstN)
 	}
 	return total, nil
 }

@@ -81,7 +81,10 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	// per-request figures cost a little on every request.
 	var mx *metrics.Metrics
 	var observer registryd.Observer
-	if cfg.HTTP.Debug.Prometheus.Enabled {
+	switch dc := cfg.HTTP.Debug; {
+	case dc.Prometheus.Enabled && dc.Addr == "":
+		log.Warn("http.debug.prometheus.enabled: there is no http.debug.addr to serve the metrics on; metrics are off")
+	case dc.Prometheus.Enabled:
 		mx = metrics.New()
 		driver = mx.Driver(driver)
 		observer = mx
