@@ -23,7 +23,11 @@ import (
 const (
 	DefaultHandoff    = 4096
 	DefaultMaxBackoff = time.Minute
-	maxBatch          = 512
+	maxBatch          = 512 // events written to disk at once
+	// maxDelivery is the most events sent in one envelope: the events
+	// queued while a request was in flight go together, so a busy
+	// registry needs far fewer requests than events.
+	maxDelivery = 32
 )
 
 // Config sets up a Manager.
@@ -323,15 +327,15 @@ func (e *endpoint) writeLoop() {
 	}
 }
 
-// deliverLoop sends queued events one at a time, oldest first. An event
-// leaves the queue only on a 2xx answer. Failed attempts are retried
+// deliverLoop sends queued events oldest first, up to maxDelivery in one
+// envelope. Events leave the queue only on a 2xx answer. Failed attempts are retried
 // every backoff; after maxretries failures in a row the endpoint is
 // logged as failing and the wait doubles up to the cap, until it answers
 // again.
 func (e *endpoint) deliverLoop(ctx context.Context) {
 	attempt := 0
 	for {
-		ev, ok, err := e.q.Next()
+		evs, err := e.q.NextBatch(maxDelivery)
 		if err != nil {
 			n, derr := e.q.DropHead()
 			e.drop(n, "a queue segment no longer reads: "+err.Error())
@@ -343,7 +347,7 @@ func (e *endpoint) deliverLoop(ctx context.Context) {
 			}
 			continue
 		}
-		if !ok {
+		if len(evs) == 0 {
 			select {
 			case <-e.q.Wake():
 				continue
@@ -351,11 +355,11 @@ func (e *endpoint) deliverLoop(ctx context.Context) {
 				return
 			}
 		}
-		status, err := e.post(ctx, ev)
+		status, err := e.post(ctx, evs)
 		if err == nil && status >= 200 && status < 300 {
-			e.successes.Add(1)
-			if err := e.q.Ack(); err != nil {
-				e.log.Warn("recording a delivery in the queue failed; the event may be sent again", "err", err)
+			e.successes.Add(int64(len(evs)))
+			if err := e.q.AckN(len(evs)); err != nil {
+				e.log.Warn("recording a delivery in the queue failed; events may be sent again", "err", err)
 			}
 			if attempt >= max(e.cfg.MaxRetries, 1) {
 				e.log.Info("notification endpoint recovered", "after_attempts", attempt)
@@ -415,11 +419,20 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// post sends one event in an envelope and returns the answer's status.
-func (e *endpoint) post(ctx context.Context, ev []byte) (int, error) {
-	body := make([]byte, 0, len(ev)+14)
+// post sends events in one envelope and returns the answer's status.
+func (e *endpoint) post(ctx context.Context, evs [][]byte) (int, error) {
+	size := 14
+	for _, ev := range evs {
+		size += len(ev) + 1
+	}
+	body := make([]byte, 0, size)
 	body = append(body, `{"events":[`...)
-	body = append(body, ev...)
+	for i, ev := range evs {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, ev...)
+	}
 	body = append(body, "]}"...)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.cfg.URL, bytes.NewReader(body))
 	if err != nil {

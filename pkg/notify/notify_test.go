@@ -327,3 +327,38 @@ func TestCursorNeverAppliesToANewSegment(t *testing.T) {
 		t.Errorf("first event = %s", ev)
 	}
 }
+
+// TestQueuedEventsGoInBatches: events waiting in one segment go out in
+// envelopes of up to maxDelivery events, in order.
+func TestQueuedEventsGoInBatches(t *testing.T) {
+	dir := t.TempDir()
+	q, err := OpenQueue(QueueDir(dir, "ep"), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs [][]byte
+	for i := range maxDelivery + 3 {
+		b, _ := json.Marshal(pushEvent("r", i))
+		evs = append(evs, b)
+	}
+	if n, err := q.Append(evs); err != nil || n != len(evs) {
+		t.Fatalf("append: %d %v", n, err)
+	}
+	rc := newReceiver(t, nil)
+	m := startManager(t, Config{Endpoints: []distconfig.Endpoint{endpointCfg("ep", rc.srv.URL)}, Dir: dir})
+	waitFor(t, "all events", func() bool { return len(rc.got()) == len(evs) })
+	rc.mu.Lock()
+	reqs := len(rc.requests)
+	rc.mu.Unlock()
+	if reqs != 2 {
+		t.Errorf("%d requests for %d events, want 2 envelopes", reqs, len(evs))
+	}
+	for i, ev := range rc.got() {
+		if ev.Target.Tag != fmt.Sprint("t", i) {
+			t.Fatalf("event %d has tag %s", i, ev.Target.Tag)
+		}
+	}
+	if st := m.Stats()[0]; st.Successes != int64(len(evs)) {
+		t.Errorf("successes = %d", st.Successes)
+	}
+}

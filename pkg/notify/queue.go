@@ -241,33 +241,49 @@ func writeAtomic(path string, data []byte, sync bool) error {
 // Next returns the oldest undelivered event, or ok=false when there is
 // none. It stays the oldest until Ack or DropHead.
 func (q *Queue) Next() (event []byte, ok bool, err error) {
+	evs, err := q.NextBatch(1)
+	if len(evs) == 0 {
+		return nil, false, err
+	}
+	return evs[0], true, nil
+}
+
+// NextBatch returns up to max of the oldest undelivered events, all from
+// one segment; none when the queue is empty. They stay the oldest until
+// AckN or DropHead.
+func (q *Queue) NextBatch(max int) ([][]byte, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.segs) == 0 {
-		return nil, false, nil
+		return nil, nil
 	}
 	if q.head == nil {
 		data, err := os.ReadFile(filepath.Join(q.dir, segName(q.segs[0].seq)))
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		q.head = splitLines(data)
-		if len(q.head) != q.segs[0].n {
-			return nil, false, fmt.Errorf("segment %s holds %d events, %d when the queue opened", segName(q.segs[0].seq), len(q.head), q.segs[0].n)
+		head := splitLines(data)
+		if len(head) != q.segs[0].n {
+			return nil, fmt.Errorf("segment %s holds %d events, %d when the queue opened", segName(q.segs[0].seq), len(head), q.segs[0].n)
 		}
+		q.head = head
 	}
-	return q.head[q.done], true, nil
+	end := min(q.done+max, len(q.head))
+	return q.head[q.done:end:end], nil
 }
 
 // Ack removes the event Next returned: the endpoint accepted it.
-func (q *Queue) Ack() error {
+func (q *Queue) Ack() error { return q.AckN(1) }
+
+// AckN removes the first n events NextBatch returned.
+func (q *Queue) AckN(n int) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.segs) == 0 {
-		return errors.New("ack on an empty queue")
+	if len(q.segs) == 0 || n <= 0 || q.done+n > q.segs[0].n {
+		return fmt.Errorf("ack of %d events that were not handed out", n)
 	}
-	q.done++
-	q.pending--
+	q.done += n
+	q.pending -= n
 	if q.done < q.segs[0].n {
 		return writeAtomic(filepath.Join(q.dir, cursorName), fmt.Appendf(nil, "%d %d\n", q.segs[0].seq, q.done), false)
 	}
