@@ -238,7 +238,7 @@ func TestQueueCursorAndLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A leftover temp file (a crash mid-write) goes at open.
-	os.WriteFile(filepath.Join(dir, ".x.tmp"), []byte("junk"), 0o600)
+	os.WriteFile(filepath.Join(dir, ".00000000000000000001.jsonl.tmp-123"), []byte("junk"), 0o600)
 	q2, err := OpenQueue(dir, 4)
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func TestQueueCursorAndLimit(t *testing.T) {
 	if _, ok, _ := q2.Next(); ok {
 		t.Error("queue should be empty")
 	}
-	if _, err := os.Stat(filepath.Join(dir, ".x.tmp")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, ".00000000000000000001.jsonl.tmp-123")); !os.IsNotExist(err) {
 		t.Error("temp file left")
 	}
 }

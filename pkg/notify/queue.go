@@ -10,18 +10,23 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"regctl/internal/fsutil"
 )
 
 // Queue is one endpoint's pending events on disk, in a folder of its own:
 //
 //   - segment files <seq>.jsonl, one encoded event a line, each written
-//     whole (temp file, fsync, rename, fsync of the folder), so a segment
-//     is either all there or absent, whatever kills the process;
+//     whole (fsutil.WriteFileAtomic: temp file, fsync, rename, fsync of
+//     the folder), so a segment is either all there or absent, whatever
+//     kills the process;
 //   - a file "cursor" holding "<seq> <n>": the first n events of segment
-//     seq were delivered. It is replaced (temp, rename) after every
-//     delivery, without fsync: a crash of the machine, not of the process,
-//     may deliver a few events twice. Receivers can tell them apart by the
-//     event id.
+//     seq were delivered, written the same way after every delivery. A
+//     crash between a delivery and its cursor sends those events again;
+//     receivers can tell them apart by the event id.
+//
+// Files whose names start with "." are temp files; a crash may leave
+// them, and opening the queue removes them.
 //
 // A segment is removed once all its events were delivered. Events leave
 // the queue only through Ack (a 2xx from the endpoint) or DropHead (a
@@ -71,7 +76,8 @@ func OpenQueue(dir string, limit int) (*Queue, error) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasSuffix(name, ".tmp") {
+		if strings.HasPrefix(name, ".") {
+			// A temp file of a write a crash interrupted.
 			os.Remove(filepath.Join(dir, name))
 			continue
 		}
@@ -202,40 +208,7 @@ func writeSegment(path string, events [][]byte) error {
 		buf.Write(e)
 		buf.WriteByte('\n')
 	}
-	return writeAtomic(path, buf.Bytes(), true)
-}
-
-// writeAtomic replaces path with data through a temp file and rename;
-// durable (fsync of file and folder) when sync is set.
-func writeAtomic(path string, data []byte, sync bool) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if sync {
-		if d, err := os.Open(dir); err == nil {
-			err = d.Sync()
-			d.Close()
-			return err
-		}
-	}
-	return nil
+	return fsutil.WriteFileAtomic(path, buf.Bytes(), 0o600)
 }
 
 // Next returns the oldest undelivered event, or ok=false when there is
@@ -285,7 +258,7 @@ func (q *Queue) AckN(n int) error {
 	q.done += n
 	q.pending -= n
 	if q.done < q.segs[0].n {
-		return writeAtomic(filepath.Join(q.dir, cursorName), fmt.Appendf(nil, "%d %d\n", q.segs[0].seq, q.done), false)
+		return fsutil.WriteFileAtomic(filepath.Join(q.dir, cursorName), fmt.Appendf(nil, "%d %d\n", q.segs[0].seq, q.done), 0o600)
 	}
 	return q.popHead()
 }
