@@ -104,6 +104,7 @@ func New(cfg Config) (*Manager, error) {
 		}
 		q, err := OpenQueue(QueueDir(cfg.Dir, ep.Name), cfg.MaxEvents)
 		if err != nil {
+			m.closeQueues()
 			return nil, fmt.Errorf("notifications.queue.directory: queue of endpoint %q: %w", ep.Name, err)
 		}
 		m.endpoints = append(m.endpoints, newEndpoint(ep, q, cfg))
@@ -143,6 +144,13 @@ func (m *Manager) Stop() {
 		m.stop()
 	}
 	m.wg.Wait()
+	m.closeQueues()
+}
+
+func (m *Manager) closeQueues() {
+	for _, e := range m.endpoints {
+		e.q.Close()
+	}
 }
 
 // Notify hands an event to every endpoint that does not ignore it. It

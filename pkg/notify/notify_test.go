@@ -237,6 +237,11 @@ func TestQueueCursorAndLimit(t *testing.T) {
 	if err := q.Ack(); err != nil {
 		t.Fatal(err)
 	}
+	// A second daemon on the same folder is refused while this one runs.
+	if _, err := OpenQueue(dir, 4); err == nil || !strings.Contains(err.Error(), "in use by another regctl serve") {
+		t.Errorf("second open: %v", err)
+	}
+	q.Close()
 	// A leftover temp file (a crash mid-write) goes at open.
 	os.WriteFile(filepath.Join(dir, ".00000000000000000001.jsonl.tmp-123"), []byte("junk"), 0o600)
 	q2, err := OpenQueue(dir, 4)
@@ -308,11 +313,13 @@ func TestCursorNeverAppliesToANewSegment(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, cursorName), stale, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	q.Close()
 	q2, err := OpenQueue(dir, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	q2.Append([][]byte{[]byte(`{"b":1}`), []byte(`{"b":2}`), []byte(`{"b":3}`)})
+	q2.Close()
 	q3, err := OpenQueue(dir, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -344,6 +351,7 @@ func TestQueuedEventsGoInBatches(t *testing.T) {
 	if n, err := q.Append(evs); err != nil || n != len(evs) {
 		t.Fatalf("append: %d %v", n, err)
 	}
+	q.Close()
 	rc := newReceiver(t, nil)
 	m := startManager(t, Config{Endpoints: []distconfig.Endpoint{endpointCfg("ep", rc.srv.URL)}, Dir: dir})
 	waitFor(t, "all events", func() bool { return len(rc.got()) == len(evs) })

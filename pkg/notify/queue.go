@@ -33,8 +33,9 @@ import (
 // segment that no longer reads). The queue holds at most max events;
 // Append takes what fits and reports the rest, for the caller to count.
 type Queue struct {
-	dir string
-	max int
+	dir    string
+	max    int
+	unlock func()
 
 	mu      sync.Mutex
 	segs    []segMeta // oldest first
@@ -53,6 +54,7 @@ type segMeta struct {
 const (
 	segSuffix  = ".jsonl"
 	cursorName = "cursor"
+	lockName   = "lock"
 )
 
 func segName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, segSuffix) }
@@ -69,9 +71,18 @@ func OpenQueue(dir string, limit int) (*Queue, error) {
 	if err := probeWritable(dir); err != nil {
 		return nil, err
 	}
-	q := &Queue{dir: dir, max: limit, wake: make(chan struct{}, 1)}
+	// One process per queue: two writers would number segments alike.
+	unlock, err := fsutil.Lock(filepath.Join(dir, lockName))
+	if errors.Is(err, fsutil.ErrLocked) {
+		return nil, fmt.Errorf("%s is in use by another regctl serve: give each daemon its own notifications.queue.directory", dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{dir: dir, max: limit, unlock: unlock, wake: make(chan struct{}, 1)}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
+		unlock()
 		return nil, err
 	}
 	for _, e := range entries {
@@ -91,6 +102,7 @@ func OpenQueue(dir string, limit int) (*Queue, error) {
 		}
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
+			unlock()
 			return nil, err
 		}
 		q.segs = append(q.segs, segMeta{seq: seq, n: len(splitLines(data))})
@@ -153,6 +165,15 @@ func splitLines(data []byte) [][]byte {
 		}
 	}
 	return out
+}
+
+// Close releases the queue's folder for another process; what is queued
+// stays on disk.
+func (q *Queue) Close() {
+	if q.unlock != nil {
+		q.unlock()
+		q.unlock = nil
+	}
 }
 
 // Dir is the queue's folder.

@@ -35,6 +35,7 @@ func TestStatusShowsTheBacklog(t *testing.T) {
 	}
 	q.Next()
 	q.Ack()
+	q.Close()
 
 	st, err := s.Status(context.Background())
 	if err != nil {
