@@ -89,6 +89,12 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		driver = mx.Driver(driver)
 		observer = mx
 	}
+	heartbeat, err := maintenance.HeartbeatFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	// Last step that can fail: the queues it opens are locked until Run
+	// ends.
 	var notifier registryd.Notifier
 	nm, err := newNotifier(cfg, configPath, log)
 	if err != nil {
@@ -112,10 +118,6 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		Headers:          cfg.HTTP.Headers,
 		RelativeURLs:     cfg.HTTP.RelativeURLs,
 	})
-	heartbeat, err := maintenance.HeartbeatFromEnv()
-	if err != nil {
-		return nil, err
-	}
 	return &Daemon{
 		ConfigPath: configPath, HeartbeatInterval: heartbeat, nodeID: maintenance.NewNodeID(),
 		server: srv, notify: nm, metrics: mx, health: debugserver.NewHealth(log), cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
@@ -253,6 +255,12 @@ func (d *Daemon) Reload() error {
 // Run listens and serves until ctx ends, then drains requests in flight
 // for up to http.draintimeout before closing.
 func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
+	if d.notify != nil {
+		// Deferred first, so it runs last: after the HTTP server has
+		// drained, the events of those requests are on disk. On an early
+		// failure it releases the queues.
+		defer d.notify.Stop()
+	}
 	hc := d.cfg.HTTP
 	network := hc.Net
 	if network == "" {
@@ -337,9 +345,6 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 		host, _ := os.Hostname()
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		d.notify.Start(notify.Source{Addr: net.JoinHostPort(host, port), InstanceID: d.nodeID})
-		// Stopped after the HTTP server: events of the requests that
-		// drain still reach the disk queue.
-		defer d.notify.Stop()
 	}
 
 	errc := make(chan error, 1)
