@@ -10,6 +10,8 @@
 #   ROUNDS=3        push+pull rounds per registry (median reported)
 #   CLIENT=raw      manifest GET client: raw (cheap keep-alive loop) or nethttp
 #   PIN=0           1: server on CPU 0, load generator on CPU 1 (taskset)
+#   NOTIFY=0        1: both registries send notifications to a local
+#                   webhook receiver (python3), to measure what events cost
 #
 # Prints each registry's figures as JSON and the regctl/Distribution ratios.
 # The load generator shares the machine's cores with the server: the raw
@@ -24,6 +26,7 @@ secs="${2:-10}"
 rounds="${ROUNDS:-3}"
 client="${CLIENT:-raw}"
 pin="${PIN:-0}"
+notify="${NOTIFY:-0}"
 bash scripts/install-tools.sh registry >/dev/null
 work="$(mktemp -d)"
 pids=()
@@ -44,6 +47,20 @@ if [[ $pin == 1 ]]; then
 	client_cpu=(taskset -c 1)
 fi
 
+if [[ $notify == 1 ]]; then
+	# A webhook receiver that accepts every event; it shares the cores.
+	python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", 15103), H).serve_forever()
+' &
+	pids+=($!)
+fi
+
 config() { # name port
 	mkdir -p "$work/$1"
 	cat >"$work/$1/config.yml" <<YML
@@ -58,6 +75,9 @@ storage:
 http:
   addr: 127.0.0.1:$2
 YML
+	if [[ $notify == 1 ]]; then
+		printf 'notifications:\n  endpoints:\n    - name: bench\n      url: http://127.0.0.1:15103/events\n      timeout: 2s\n      backoff: 100ms\n' >>"$work/$1/config.yml"
+	fi
 }
 config regctl 15101
 config distribution 15102
@@ -86,7 +106,7 @@ bench() { # key port pid label
 	"${client_cpu[@]}" "$work/bin/regbench" -registry "127.0.0.1:$2" -pid "$3" -size "$size" \
 		-rounds "$rounds" -client "$client" -d "${secs}s" | tee "$work/$1.json"
 }
-echo "# $(nproc) cores, size ${size} MiB, ${rounds} rounds, manifest GETs ${secs}s with the $client client, pinned=$pin"
+echo "# $(nproc) cores, size ${size} MiB, ${rounds} rounds, manifest GETs ${secs}s with the $client client, pinned=$pin, notifications=$notify"
 bench regctl 15101 "$regctl_pid" "regctl serve"
 bench distribution 15102 "$distribution_pid" "CNCF Distribution v3.1.2"
 

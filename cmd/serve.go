@@ -26,8 +26,10 @@ settings file. With neither a CONFIG nor a settings file, it runs an embedded
 default: 127.0.0.1:5000, filesystem storage in ./regctl-data, deletes on and
 NO authentication.
 
-SIGHUP re-reads the config: read-only mode and the log level change without
-a restart. SIGTERM or Ctrl-C drains requests in flight (http.draintimeout).`,
+Logs go to stderr in log.formatter (text and logfmt: key=value lines; json:
+one JSON object a line), with an access line per request carrying its
+request id. SIGHUP re-reads the config: read-only mode, auth and the log
+level change without a restart. SIGTERM or Ctrl-C drains requests in flight (http.draintimeout).`,
 		Example: `  regctl serve                                   # embedded default, or the rendered config
   regctl serve /var/opt/regctl/registry/config.yml
   kill -HUP $(cat /var/opt/regctl/registry/config.yml.pid)   # reload`,
@@ -48,7 +50,7 @@ func (o *serveOpts) run(c *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	log = newDaemonLogger(o, src.Config.Log.Formatter, level)
+	log = serve.NewLogger(o.stderr, src.Config.Log, level)
 	if src.Embedded {
 		log.Warn("no settings file and no config: running the embedded default with NO authentication; anyone who can reach " +
 			src.Config.HTTP.Addr + " can push and delete")
@@ -79,14 +81,4 @@ func (o *serveOpts) run(c *cobra.Command, args []string) error {
 		}
 	}()
 	return d.Run(ctx, nil)
-}
-
-// newDaemonLogger logs in the config's format: json, or key=value text
-// (which is what logfmt and Distribution's text both are).
-func newDaemonLogger(o *serveOpts, formatter string, level *slog.LevelVar) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
-	if formatter == "json" || formatter == "logstash" {
-		return slog.New(slog.NewJSONHandler(o.stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(o.stderr, opts))
 }

@@ -202,8 +202,10 @@ func newStatusCmd(root *rootOpts) *cobra.Command {
 		Long: `status shows the daemon serving the rendered config.yml: pid, uptime, the
 address it listens on, its storage driver, its read-only state (from
 config.yml, from a maintenance job's lease on the storage, and as the daemon
-reports it), its health (GET /v2/: 200, or 401 under token auth, is up) and
-the registry nodes whose heartbeats are in the storage.
+reports it), its health (GET /v2/: 200, or 401 under token auth, is up), the
+backlog of each notification endpoint (events queued on disk; with
+http.debug.addr set, also the running daemon's delivered, failed and dropped
+counts) and the registry nodes whose heartbeats are in the storage.
 
 The exit code is 0 when the daemon runs (even when unhealthy: see health)
 and 3 when it does not, as LSB init scripts and gitlab-ctl status do.`,
@@ -269,6 +271,7 @@ func printStatus(p *ui.Printer, st *service.Status) {
 			p.Line(ui.Fail, "health", fmt.Sprintf("down (GET %s: %s)", h.URL, h.Error))
 		}
 	}
+	printNotifications(p, st.Notifications)
 	if st.NodesError != "" {
 		p.Line(ui.Warn, "nodes", "cannot read the storage's heartbeats: "+st.NodesError)
 		return
@@ -294,6 +297,33 @@ func printStatus(p *ui.Printer, st *service.Status) {
 		}
 		if n.Problem != "" {
 			detail += ", " + n.Problem
+		}
+		p.Line(stat, label, detail)
+	}
+}
+
+// printNotifications shows each endpoint's backlog: a warning when events
+// wait or were dropped.
+func printNotifications(p *ui.Printer, eps []service.NotificationBacklog) {
+	for _, n := range eps {
+		label := "notifications " + n.Name
+		switch {
+		case n.Error != "":
+			p.Line(ui.Fail, label, fmt.Sprintf("%s: queue %s unreadable: %s", n.URL, n.Queue, n.Error))
+			continue
+		case n.Disabled:
+			p.Field(label, fmt.Sprintf("%s: disabled, %d pending", n.URL, n.Pending))
+			continue
+		}
+		stat, detail := ui.OK, fmt.Sprintf("%s: %d pending", n.URL, n.Pending)
+		if n.Pending > 0 {
+			stat = ui.Warn
+		}
+		if l := n.Live; l != nil {
+			detail += fmt.Sprintf(", since start %d delivered, %d failed attempts, %d errors, %d dropped", l.Successes, l.Failures, l.Errors, l.Dropped)
+			if l.Dropped > 0 {
+				stat = ui.Fail
+			}
 		}
 		p.Line(stat, label, detail)
 	}

@@ -337,10 +337,17 @@ func (d *decoder) root(n *node, c *Config) {
 				"threshold": d.count(&c.Health.StorageDriver.Threshold),
 			}),
 		}),
-		"auth":          func(n *node, path string) { c.Auth = d.auth(n, path) },
-		"notifications": d.section(fields{"endpoints": d.endpoints(&c.Notifications.Endpoints)}),
-		"redis":         func(n *node, path string) { c.Redis = d.redis(n, path) },
-		"validation":    d.section(fields{"disabled": d.boolean(&c.Validation.Disabled)}),
+		"auth": func(n *node, path string) { c.Auth = d.auth(n, path) },
+		"notifications": d.section(fields{
+			"endpoints": d.endpoints(&c.Notifications.Endpoints),
+			// regctl's own: where the on-disk queues live, how much they hold.
+			"queue": d.section(fields{
+				"directory": d.str(&c.Notifications.Queue.Directory),
+				"maxevents": d.count(&c.Notifications.Queue.MaxEvents),
+			}),
+		}),
+		"redis":      func(n *node, path string) { c.Redis = d.redis(n, path) },
+		"validation": d.section(fields{"disabled": d.boolean(&c.Validation.Disabled)}),
 		"compatibility": d.section(fields{
 			"schema1": d.section(fields{"enabled": d.boolean(&c.Compatibility.Schema1.Enabled)}),
 		}),
@@ -648,13 +655,47 @@ func (d *decoder) endpoints(dst *[]Endpoint) handler {
 			if d.err != nil {
 				return
 			}
+			// Distribution's older key: threshold alone sets the retries.
+			if it.get("maxretries") == nil && it.get("threshold") != nil {
+				ep.MaxRetries = ep.Threshold
+			}
 			at := it
 			if e := it.get("url"); e != nil {
 				at = e.val
 			}
 			if u, err := url.Parse(ep.URL); ep.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				d.fail(at, join(p, "url"), "must be an http:// or https:// URL, not %q", ep.URL)
+				d.fail(at, join(p, "url"), "must be an http:// or https:// URL, not %q", redactURL(ep.URL))
 				return
+			}
+			// The name keys the endpoint's queue folder and its counters.
+			at = it
+			if e := it.get("name"); e != nil {
+				at = e.val
+			}
+			if ep.Name == "" {
+				d.fail(at, join(p, "name"), "is required: every endpoint needs a name")
+				return
+			}
+			for j, prev := range *dst {
+				if prev.Name == ep.Name {
+					d.fail(at, join(p, "name"), "%q is also the name of endpoint %d", ep.Name, j)
+					return
+				}
+			}
+			for j, a := range ep.Ignore.Actions {
+				if !slices.Contains([]string{"push", "pull", "mount", "delete"}, a) {
+					at = it
+					if ig := it.get("ignore"); ig != nil {
+						if acts := ig.val.get("actions"); acts != nil {
+							at = acts.val
+							if j < len(acts.val.items) {
+								at = acts.val.items[j]
+							}
+						}
+					}
+					d.fail(at, fmt.Sprintf("%s.ignore.actions[%d]", p, j), "must be push, pull, mount or delete, not %q", a)
+					return
+				}
 			}
 			*dst = append(*dst, ep)
 		}
@@ -748,3 +789,12 @@ func (d *decoder) redis(n *node, path string) map[string]any {
 // suggest returns the known key closest to an unknown one, if it is
 // close enough to be a typo.
 func suggest(key string, known []string) string { return suggestpkg.Nearest(key, known) }
+
+// redactURL hides credentials a URL may carry (user:password@) in messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}

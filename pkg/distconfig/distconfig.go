@@ -183,7 +183,23 @@ type StorageDriverCheck struct {
 // Notifications is the notifications section.
 type Notifications struct {
 	Endpoints []Endpoint
+	Queue     NotificationQueue
 }
+
+// NotificationQueue is notifications.queue, regctl's own section (CNCF
+// Distribution keeps events in memory and has none).
+type NotificationQueue struct {
+	// Directory holds one queue folder per endpoint. "" lets the daemon
+	// choose: a "notifications" folder beside config.yml.
+	Directory string
+	// MaxEvents bounds each endpoint's queue; 0 means
+	// DefaultQueueMaxEvents.
+	MaxEvents int
+}
+
+// DefaultQueueMaxEvents is how many undelivered events an endpoint's
+// queue holds when notifications.queue.maxevents is not set.
+const DefaultQueueMaxEvents = 100000
 
 // Endpoint is one notifications.endpoints entry. Timeout, Threshold,
 // MaxRetries and Backoff default to omnibus' values (500ms, 5, 5, 1s).

@@ -360,6 +360,18 @@ func TestParseInvalid(t *testing.T) {
 			`config.yml:9: notifications.endpoints[0].url: must be an http:// or https:// URL, not ""`},
 		{"endpoint threshold", minimal + "notifications:\n  endpoints:\n    - name: x\n      url: http://h/\n      threshold: -1\n",
 			`config.yml:11: notifications.endpoints[0].threshold: must not be negative, not -1`},
+		{"endpoint without name", minimal + "notifications:\n  endpoints:\n    - url: http://h/\n",
+			`config.yml:9: notifications.endpoints[0].name: is required: every endpoint needs a name`},
+		{"endpoint names twice", minimal + "notifications:\n  endpoints:\n    - name: x\n      url: http://h/\n    - name: x\n      url: http://i/\n",
+			`config.yml:11: notifications.endpoints[1].name: "x" is also the name of endpoint 0`},
+		{"endpoint ignores an unknown action", minimal + "notifications:\n  endpoints:\n    - name: x\n      url: http://h/\n      ignore:\n        actions: [pull, fetch]\n",
+			`config.yml:12: notifications.endpoints[0].ignore.actions[1]: must be push, pull, mount or delete, not "fetch"`},
+		{"endpoint negative backoff", minimal + "notifications:\n  endpoints:\n    - name: x\n      url: http://h/\n      backoff: -1s\n",
+			`config.yml:11: notifications.endpoints[0].backoff: must not be negative, not -1s`},
+		{"endpoint url credentials hidden", minimal + "notifications:\n  endpoints:\n    - name: x\n      url: ftp://user:pw@h/\n",
+			`config.yml:10: notifications.endpoints[0].url: must be an http:// or https:// URL, not "ftp://user:xxxxx@h/"`},
+		{"queue maxevents", minimal + "notifications:\n  queue:\n    maxevents: -5\n",
+			`config.yml:9: notifications.queue.maxevents: must not be negative, not -5`},
 		{"headers not a map", minimal + "  headers: nosniff\n",
 			`config.yml:7: http.headers: must be a map of header names to lists of values, not "nosniff"`},
 		{"section not a map", minimal + "health: true\n",
@@ -502,6 +514,16 @@ func TestParseAccepts(t *testing.T) {
 				ep := c.Notifications.Endpoints[0]
 				if ep.Timeout != 2*time.Second || ep.Backoff != 4*time.Second {
 					t.Errorf("endpoint = %+v", ep)
+				}
+			}},
+		{"threshold alone sets the retries", "version: 0.1\nstorage: inmemory\nnotifications:\n  endpoints:\n    - name: a\n      url: http://a/\n      threshold: 2\n    - name: b\n      url: http://b/\n      threshold: 2\n      maxretries: 7\n  queue:\n    directory: q\n    maxevents: 50\n",
+			func(t *testing.T, c *Config) {
+				a, b := c.Notifications.Endpoints[0], c.Notifications.Endpoints[1]
+				if a.MaxRetries != 2 || b.MaxRetries != 7 {
+					t.Errorf("maxretries = %d, %d; want 2, 7", a.MaxRetries, b.MaxRetries)
+				}
+				if q := c.Notifications.Queue; q.Directory != "q" || q.MaxEvents != 50 {
+					t.Errorf("queue = %+v", q)
 				}
 			}},
 		{"log level case and headers", minimal + "  headers:\n    x-frame-options: DENY\nlog:\n  level: DEBUG\n", func(t *testing.T, c *Config) {

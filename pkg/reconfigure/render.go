@@ -64,7 +64,7 @@ func Render(l *Loaded, sec RegistrySecrets) ([]File, []Dir, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("render storage: %w", err)
 	}
-	notifs, err := renderNotifications(s.Registry.Notifications)
+	notifs, err := renderNotifications(s.Registry.Notifications, s.Registry.NotificationSecret)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -197,10 +197,21 @@ type notificationView struct {
 
 // renderNotifications fills Distribution's endpoint defaults. GitLab's
 // registry calls the retry count maxretries and Distribution threshold:
-// both are written with the same value.
-func renderNotifications(eps []Notification) ([]notificationView, error) {
+// both are written with the same value. GitLab's notification_secret,
+// when set, is what GitLab expects in the Authorization header of the
+// events it receives: it is added to every endpoint that does not set
+// that header itself.
+func renderNotifications(eps []Notification, secret string) ([]notificationView, error) {
 	out := make([]notificationView, 0, len(eps))
 	for _, ep := range eps {
+		if secret != "" && !hasHeader(ep.Headers, "Authorization") {
+			h := make(map[string][]string, len(ep.Headers)+1)
+			for k, vs := range ep.Headers {
+				h[k] = vs
+			}
+			h["Authorization"] = []string{secret}
+			ep.Headers = h
+		}
 		v := notificationView{Notification: ep, Retries: 5}
 		if ep.Timeout == "" {
 			v.Timeout = "500ms"
@@ -224,4 +235,13 @@ func renderNotifications(eps []Notification) ([]notificationView, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+func hasHeader(h map[string][]string, name string) bool {
+	for k := range h {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
 }

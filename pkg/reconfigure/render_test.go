@@ -2,6 +2,7 @@ package reconfigure
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -393,4 +394,34 @@ func renderAndParse(t *testing.T, l *Loaded) (distConfig, gitlabConfig) {
 func effectiveFixed(l *Loaded) RegistrySecrets {
 	sec := &Secrets{Registry: fixedSecrets}
 	return sec.Effective(&l.Settings.Registry)
+}
+
+// TestNotificationSecretBecomesAuthorization: GitLab checks the secret in
+// the Authorization header of the events it receives; an endpoint's own
+// Authorization header wins.
+func TestNotificationSecretBecomesAuthorization(t *testing.T) {
+	src := `[registry]
+notification_secret = "s3cret-for-gitlab"
+[[registry.notifications]]
+name = "gitlab"
+url = "https://gitlab.example.com/api/v4/container_registry_event/events"
+[[registry.notifications]]
+name = "other"
+url = "https://hooks.example.com/registry"
+headers = { authorization = ["Bearer own-token"], X-Team = ["a"] }
+`
+	l, err := Parse(scenarioSettingsPath, []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, gc := renderAndParse(t, l)
+	eps := dc.Notifications.Endpoints
+	if len(eps) != 2 {
+		t.Fatalf("endpoints = %+v", eps)
+	}
+	eq(t, "gitlab Authorization", fmt.Sprint(eps[0].Headers["Authorization"]), "[s3cret-for-gitlab]")
+	eq(t, "other Authorization", fmt.Sprint(eps[1].Headers["authorization"]), "[Bearer own-token]")
+	eq(t, "other has no second Authorization", len(eps[1].Headers["Authorization"]), 0)
+	eq(t, "other X-Team", fmt.Sprint(eps[1].Headers["X-Team"]), "[a]")
+	eq(t, "gitlab.yml secret", gc.Production.Registry.NotificationSecret, "s3cret-for-gitlab")
 }

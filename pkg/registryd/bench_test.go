@@ -9,11 +9,15 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"regctl/pkg/distconfig"
+	"regctl/pkg/metrics"
+	"regctl/pkg/notify"
 	"regctl/pkg/storage"
 )
 
@@ -84,15 +88,21 @@ func benchImage(b *testing.B, s *Server, repo string) digest.Digest {
 	return digest.Digest(w.Header().Get("Docker-Content-Digest"))
 }
 
-func BenchmarkManifestGet(b *testing.B) {
-	s := benchServer(b)
-	benchImage(b, s, "bench/image")
+// benchTagGets times GETs of the manifest benchImage tagged.
+func benchTagGets(b *testing.B, s *Server) {
+	b.Helper()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		benchDo(b, s, http.MethodGet, "/v2/bench/image/manifests/bench", nil, http.StatusOK,
 			"Accept", ocispec.MediaTypeImageManifest)
 	}
+}
+
+func BenchmarkManifestGet(b *testing.B) {
+	s := benchServer(b)
+	benchImage(b, s, "bench/image")
+	benchTagGets(b, s)
 }
 
 func BenchmarkManifestGetByDigest(b *testing.B) {
@@ -162,4 +172,42 @@ func BenchmarkBlobGet(b *testing.B) {
 	for b.Loop() {
 		benchDo(b, s, http.MethodGet, "/v2/bench/image/blobs/"+d.String(), nil, http.StatusOK)
 	}
+}
+
+// BenchmarkManifestGetNotify is BenchmarkManifestGet with a notification
+// endpoint: each GET hands a pull event to the queue (the endpoint is
+// down, so the events stay queued; the queue drops past its bound).
+func BenchmarkManifestGetNotify(b *testing.B) {
+	fs, err := storage.NewFilesystem(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := notify.New(notify.Config{
+		Endpoints: []distconfig.Endpoint{{Name: "bench", URL: "http://127.0.0.1:1/", Timeout: time.Second, MaxRetries: 1, Backoff: time.Hour}},
+		Dir:       b.TempDir(), MaxEvents: 1 << 20,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.Start(notify.Source{})
+	defer m.Stop()
+	s := New(Options{Driver: fs, DeleteEnabled: true, Notifier: m})
+	benchImage(b, s, "bench/image")
+	benchTagGets(b, s)
+	b.StopTimer()
+	st := m.Stats()[0]
+	b.ReportMetric(float64(st.Dropped), "dropped")
+}
+
+// BenchmarkManifestGetMetrics is BenchmarkManifestGet with Prometheus
+// metrics on: the request figures and the timed storage driver.
+func BenchmarkManifestGetMetrics(b *testing.B) {
+	fs, err := storage.NewFilesystem(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	mx := metrics.New()
+	s := New(Options{Driver: mx.Driver(fs), DeleteEnabled: true, Observer: mx})
+	benchImage(b, s, "bench/image")
+	benchTagGets(b, s)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"regctl/pkg/notify"
 	"regctl/pkg/storage"
 )
 
@@ -66,6 +67,7 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 		if err == nil && u != "" {
 			h.Set("Location", u)
 			w.WriteHeader(http.StatusTemporaryRedirect)
+			s.emitBlobPull(r, name, d, size)
 			return nil
 		}
 		// A backend that cannot sign a URL right now still has the bytes.
@@ -90,9 +92,14 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 		// runtime use sendfile for an *os.File. A zero modtime keeps
 		// Last-Modified out: the ETag already says everything.
 		http.ServeContent(w, r, "", time.Time{}, f)
+		s.emitBlobPull(r, name, d, size)
 		return nil
 	}
-	return s.streamBlob(w, r, d, size, ranges)
+	if err := s.streamBlob(w, r, d, size, ranges); err != nil {
+		return err
+	}
+	s.emitBlobPull(r, name, d, size)
+	return nil
 }
 
 // streamBlob serves a blob through driver.Reader: the whole blob, or one
@@ -169,6 +176,7 @@ func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request, name, ref st
 	w.Header().Set("Docker-Content-Digest", d.String())
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	s.emit(r, notify.ActionDelete, notify.Target{Repository: name, Digest: d.String()})
 	return nil
 }
 
@@ -256,3 +264,11 @@ func etagListMatches(list, etag string) bool {
 
 // copyBufs holds 1 MiB buffers for proxied blob downloads.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// emitBlobPull sends the pull event of a blob GET, as Distribution does
+// for every GET it serves or redirects.
+func (s *Server) emitBlobPull(r *http.Request, name string, d digest.Digest, size int64) {
+	if s.notifying() {
+		s.emit(r, notify.ActionPull, s.blobTarget(r, name, d, size))
+	}
+}

@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"regctl/pkg/notify"
 	"regctl/pkg/storage"
 )
 
@@ -415,6 +416,9 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 		h.Set("OCI-Subject", m.Subject.Digest.String())
 	}
 	w.WriteHeader(http.StatusCreated)
+	if s.notifying() {
+		s.emit(r, notify.ActionPush, s.manifestTarget(r, name, d, m.mediaType(), len(body), tag, m))
+	}
 	return nil
 }
 
@@ -513,6 +517,13 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref s
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(body)
+		if s.notifying() {
+			tag := ""
+			if !isDigest(ref) {
+				tag = ref
+			}
+			s.emit(r, notify.ActionPull, s.manifestTarget(r, name, d, mt, len(body), tag, nil))
+		}
 	}
 	return nil
 }
@@ -578,10 +589,12 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, name, re
 			"deletes are disabled on this registry (storage.delete.enabled)")
 	}
 	ctx := r.Context()
+	target := notify.Target{Repository: name}
 	if isDigest(ref) {
 		if err := s.deleteRevision(ctx, name, ref); err != nil {
 			return err
 		}
+		target.Digest = ref
 	} else {
 		if err := checkTag(ref); err != nil {
 			return err
@@ -589,9 +602,11 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, name, re
 		if err := s.deleteTag(ctx, name, ref); err != nil {
 			return err
 		}
+		target.Tag = ref
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	s.emit(r, notify.ActionDelete, target)
 	return nil
 }
 

@@ -15,8 +15,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"regctl/pkg/auth"
+	"regctl/pkg/notify"
 	"regctl/pkg/storage"
 )
 
@@ -38,6 +40,11 @@ type Options struct {
 	// Auth checks every request (auth.token or auth.htpasswd); nil
 	// serves without authentication.
 	Auth auth.Controller
+	// Notifier receives push, pull, mount and delete events; nil sends
+	// none.
+	Notifier Notifier
+	// Observer sees every finished request (metrics); nil: none.
+	Observer Observer
 }
 
 // Server serves the registry API. Create it with New.
@@ -88,13 +95,16 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) boo
 	if c == nil {
 		return true
 	}
-	_, err := c.Authorize(r, auth.Needs(authKinds[rt.kind], rt.name, r.Method, r.URL.Query()))
+	g, err := c.Authorize(r, auth.Needs(authKinds[rt.kind], rt.name, r.Method, r.URL.Query()))
 	if err == nil {
+		if g != nil {
+			infoOf(r).actor = g.Subject
+		}
 		return true
 	}
 	var ae *auth.Error
 	if errors.As(err, &ae) {
-		s.log.Info("request refused", "method", r.Method, "path", r.URL.Path, "status", ae.Status, "reason", ae.Err)
+		s.log.Info("request refused", "request_id", infoOf(r).id, "method", r.Method, "path", r.URL.Path, "status", ae.Status, "reason", ae.Err)
 		ae.Write(w, r)
 		return false
 	}
@@ -334,8 +344,19 @@ func isWrite(method string) bool {
 	return false
 }
 
-// ServeHTTP routes a request.
+// ServeHTTP serves a request, then records it: the observer's figures
+// and an access log line with the request's id.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	info := &requestInfo{id: notify.NewID()}
+	r = withRequestInfo(r, info)
+	rec := &recorder{ResponseWriter: w}
+	defer s.finish(r, info, rec, start)
+	s.route(rec, r, info)
+}
+
+// route routes a request.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, info *requestInfo) {
 	h := w.Header()
 	h.Set("Docker-Distribution-Api-Version", "registry/2.0")
 	for k, vs := range s.opts.Headers {
@@ -351,6 +372,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newError(http.StatusNotFound, CodeNameUnknown, "no such API endpoint"))
 		return
 	}
+	info.route = RouteNames[rt.kind]
 	if rt.kind != routeBase && rt.kind != routeCatalog {
 		if err := checkName(rt.name); err != nil {
 			s.writeError(w, r, err)

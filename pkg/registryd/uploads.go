@@ -20,6 +20,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"regctl/pkg/notify"
 	"regctl/pkg/storage"
 )
 
@@ -96,11 +97,12 @@ func (s *Server) mountBlob(w http.ResponseWriter, r *http.Request, name, mount, 
 	if err != nil {
 		return false, err
 	}
+	var size int64
 	if from != "" {
 		if err := checkName(from); err != nil {
 			return false, err
 		}
-		if _, err := s.repoBlobSize(ctx, from, d); err != nil {
+		if size, err = s.repoBlobSize(ctx, from, d); err != nil {
 			if errors.Is(err, storage.ErrNotFound) {
 				return false, nil
 			}
@@ -110,7 +112,7 @@ func (s *Server) mountBlob(w http.ResponseWriter, r *http.Request, name, mount, 
 		// Without "from" there is no repository to check pull access
 		// on: with auth on, a known digest must not open any blob.
 		return false, nil
-	} else if _, err := s.blobSize(ctx, d); err != nil {
+	} else if size, err = s.blobSize(ctx, d); err != nil {
 		// The spec lets a registry mount without "from" when it finds
 		// the blob; the global blob store is where to look.
 		if errors.Is(err, storage.ErrNotFound) {
@@ -126,6 +128,11 @@ func (s *Server) mountBlob(w http.ResponseWriter, r *http.Request, name, mount, 
 	}
 	s.log.Info("blob mounted", "repository", name, "from", from, "digest", d)
 	s.blobCreated(w, r, name, d)
+	if s.notifying() {
+		t := s.blobTarget(r, name, d, size)
+		t.FromRepository = from
+		s.emit(r, notify.ActionMount, t)
+	}
 	return true, nil
 }
 
@@ -166,6 +173,9 @@ func (s *Server) monolithicUpload(w http.ResponseWriter, r *http.Request, name, 
 	}
 	s.log.Info("blob uploaded", "repository", name, "digest", d, "size", fw.Size())
 	s.blobCreated(w, r, name, d)
+	if s.notifying() {
+		s.emit(r, notify.ActionPush, s.blobTarget(r, name, d, fw.Size()))
+	}
 	return nil
 }
 
@@ -268,6 +278,9 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, name, id s
 	s.removeUpload(ctx, name, id)
 	s.log.Info("blob uploaded", "repository", name, "digest", d, "size", size)
 	s.blobCreated(w, r, name, d)
+	if s.notifying() {
+		s.emit(r, notify.ActionPush, s.blobTarget(r, name, d, size))
+	}
 	return nil
 }
 

@@ -19,8 +19,11 @@ import (
 	"time"
 
 	"regctl/pkg/auth"
+	"regctl/pkg/debugserver"
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
+	"regctl/pkg/metrics"
+	"regctl/pkg/notify"
 	"regctl/pkg/registryd"
 	"regctl/pkg/storage"
 )
@@ -39,6 +42,9 @@ type Daemon struct {
 	Version string
 	nodeID  string
 	server  *registryd.Server
+	notify  *notify.Manager // nil without enabled endpoints
+	health  *debugserver.Health
+	metrics *metrics.Metrics // nil unless http.debug.prometheus.enabled
 	cfg     *distconfig.Config
 	log     *slog.Logger
 	level   *slog.LevelVar
@@ -71,7 +77,38 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	if authc == nil {
 		log.Warn("no auth section: anyone who can reach this registry can push, pull and delete")
 	}
+	// Metrics exist only when asked for: the timed driver and the
+	// per-request figures cost a little on every request.
+	var mx *metrics.Metrics
+	var observer registryd.Observer
+	switch dc := cfg.HTTP.Debug; {
+	case dc.Prometheus.Enabled && dc.Addr == "":
+		log.Warn("http.debug.prometheus.enabled: there is no http.debug.addr to serve the metrics on; metrics are off")
+	case dc.Prometheus.Enabled:
+		mx = metrics.New()
+		driver = mx.Driver(driver)
+		observer = mx
+	}
+	heartbeat, err := maintenance.HeartbeatFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	// Last step that can fail: the queues it opens are locked until Run
+	// ends.
+	var notifier registryd.Notifier
+	nm, err := newNotifier(cfg, configPath, log)
+	if err != nil {
+		return nil, err
+	}
+	if nm != nil {
+		notifier = nm
+		if mx != nil {
+			mx.Notifications(nm.Stats)
+		}
+	}
 	srv := registryd.New(registryd.Options{
+		Notifier:         notifier,
+		Observer:         observer,
 		Auth:             authc,
 		Driver:           driver,
 		Log:              log,
@@ -81,13 +118,9 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		Headers:          cfg.HTTP.Headers,
 		RelativeURLs:     cfg.HTTP.RelativeURLs,
 	})
-	heartbeat, err := maintenance.HeartbeatFromEnv()
-	if err != nil {
-		return nil, err
-	}
 	return &Daemon{
 		ConfigPath: configPath, HeartbeatInterval: heartbeat, nodeID: maintenance.NewNodeID(),
-		server: srv, cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
+		server: srv, notify: nm, metrics: mx, health: debugserver.NewHealth(log), cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
 	}, nil
 }
 
@@ -138,12 +171,6 @@ func refuseUnsupported(cfg *distconfig.Config, log *slog.Logger) error {
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
-	}
-	if len(cfg.Notifications.Endpoints) > 0 {
-		log.Warn("notifications.endpoints: notifications are not sent yet by regctl serve; events are dropped")
-	}
-	if cfg.HTTP.Debug.Addr != "" {
-		log.Warn("http.debug: the debug server is not available yet in regctl serve")
 	}
 	return nil
 }
@@ -206,8 +233,16 @@ func (d *Daemon) Reload() error {
 		d.log.Info("read-only mode changed", "read_only", cfg.Storage.ReadOnly)
 	}
 	if d.level != nil && cfg.Log.Level != d.cfg.Log.Level {
-		d.level.Set(LogLevel(cfg.Log.Level))
-		d.log.Info("log level changed", "level", cfg.Log.Level)
+		// Said at the more verbose of the two levels, so the line shows
+		// whichever way the level moves.
+		next := LogLevel(cfg.Log.Level)
+		if next > d.level.Level() {
+			d.log.Info("log level changed", "level", cfg.Log.Level)
+			d.level.Set(next)
+		} else {
+			d.level.Set(next)
+			d.log.Info("log level changed", "level", cfg.Log.Level)
+		}
 	}
 	if reasons := RestartReasons(d.cfg, cfg); len(reasons) > 0 {
 		// d.cfg keeps what runs, so the warning repeats until a restart.
@@ -220,6 +255,12 @@ func (d *Daemon) Reload() error {
 // Run listens and serves until ctx ends, then drains requests in flight
 // for up to http.draintimeout before closing.
 func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
+	if d.notify != nil {
+		// Deferred first, so it runs last: after the HTTP server has
+		// drained, the events of those requests are on disk. On an early
+		// failure it releases the queues.
+		defer d.notify.Stop()
+	}
 	hc := d.cfg.HTTP
 	network := hc.Net
 	if network == "" {
@@ -283,7 +324,27 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 	}
 
 	if hcfg := d.cfg.Health.StorageDriver; hcfg.Enabled {
-		go d.watchStorage(bg, hcfg.Interval, hcfg.Threshold)
+		go d.health.Run(bg, debugserver.Check{
+			Name: "storagedriver_" + d.cfg.Storage.Driver, Interval: hcfg.Interval, Threshold: hcfg.Threshold,
+			Run: storageCheck(d.server.Driver(), d.cfg.Storage),
+		})
+	}
+	if d.metrics != nil {
+		go d.watchMaintenance(bg, d.metrics.Maintenance())
+	}
+	if dc := d.cfg.HTTP.Debug; dc.Addr != "" {
+		dbg, err := debugserver.Listen(d.debugOptions())
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
+		d.log.Info("debug server listening", "addr", dbg.Addr(), "metrics", dc.Prometheus.Enabled)
+	}
+
+	if d.notify != nil {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		d.notify.Start(notify.Source{Addr: net.JoinHostPort(host, port), InstanceID: d.nodeID})
 	}
 
 	errc := make(chan error, 1)
@@ -351,48 +412,4 @@ func (c *connTracker) closeUnused() {
 		}
 		return true
 	})
-}
-
-// checker is implemented by drivers that can test their backend (S3).
-type checker interface {
-	Check(ctx context.Context) error
-}
-
-// watchStorage runs the storage health check every interval and logs
-// when the storage goes down (threshold failures in a row) and comes
-// back. The debug server's /debug/health will report the same state.
-func (d *Daemon) watchStorage(ctx context.Context, interval time.Duration, threshold int) {
-	c, ok := d.server.Driver().(checker)
-	if !ok {
-		return
-	}
-	if interval <= 0 {
-		interval = 10 * time.Second
-	}
-	threshold = max(threshold, 1)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	failures := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		cctx, cancel := context.WithTimeout(ctx, interval)
-		err := c.Check(cctx)
-		cancel()
-		switch {
-		case err != nil:
-			failures++
-			if failures == threshold {
-				d.log.Error("storage health check failing", "failures", failures, "err", err)
-			}
-		case failures >= threshold:
-			d.log.Info("storage health check recovered", "after_failures", failures)
-			failures = 0
-		default:
-			failures = 0
-		}
-	}
 }

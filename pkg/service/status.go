@@ -41,6 +41,8 @@ type Status struct {
 	// NodesError says why the storage's heartbeats could not be read.
 	NodesError string         `json:"nodes_error,omitempty"`
 	Stale      []StalePIDFile `json:"stale_pid_files,omitempty"`
+	// Notifications is each endpoint's backlog.
+	Notifications []NotificationBacklog `json:"notifications"`
 }
 
 // ReadOnly is the read-only state from each of its sources.
@@ -83,7 +85,7 @@ func (s *Service) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Status{Config: s.Config, Log: s.Log, Stale: st.Stale, Nodes: []NodeRow{}}
+	res := &Status{Config: s.Config, Log: s.Log, Stale: st.Stale, Nodes: []NodeRow{}, Notifications: []NotificationBacklog{}}
 	if d := st.Daemon; d != nil {
 		res.Running, res.PID, res.Managed, res.StartedAt = true, d.PID, d.Managed, d.StartedAt
 		if !d.StartedAt.IsZero() {
@@ -105,6 +107,7 @@ func (s *Service) Status(ctx context.Context) (*Status, error) {
 	if res.Running {
 		res.Health = probe(sctx, cfg.HTTP, res.Addr)
 	}
+	res.Notifications = s.notificationBacklogs(sctx, cfg, res.Running)
 	return res, nil
 }
 

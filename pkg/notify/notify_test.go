@@ -1,0 +1,372 @@
+package notify
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"regctl/pkg/distconfig"
+)
+
+// receiver is a webhook endpoint that records what it accepts. fail
+// decides the answer to each request before it is recorded.
+type receiver struct {
+	mu       sync.Mutex
+	events   []Event
+	requests []*http.Request
+	times    []time.Time
+	calls    atomic.Int64
+	fail     func(call int64) int // status to answer; 0 accepts
+	srv      *httptest.Server
+}
+
+func newReceiver(t *testing.T, fail func(int64) int) *receiver {
+	rc := &receiver{fail: fail}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		call := rc.calls.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		rc.times = append(rc.times, time.Now())
+		rc.mu.Unlock()
+		if rc.fail != nil {
+			if st := rc.fail(call); st != 0 {
+				w.WriteHeader(st)
+				return
+			}
+		}
+		var env Envelope
+		if err := json.Unmarshal(body, &env); err != nil {
+			t.Errorf("body is not an envelope: %v: %s", err, body)
+		}
+		rc.mu.Lock()
+		rc.events = append(rc.events, env.Events...)
+		rc.requests = append(rc.requests, r)
+		rc.mu.Unlock()
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *receiver) got() []Event {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]Event(nil), rc.events...)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func endpointCfg(name, url string) distconfig.Endpoint {
+	return distconfig.Endpoint{Name: name, URL: url, Timeout: 2 * time.Second, MaxRetries: 3, Backoff: 20 * time.Millisecond}
+}
+
+func startManager(t *testing.T, cfg Config) *Manager {
+	t.Helper()
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start(Source{Addr: "node:5000", InstanceID: "test"})
+	t.Cleanup(m.Stop)
+	return m
+}
+
+func pushEvent(repo string, i int) Event {
+	return Event{Action: ActionPush, Target: Target{
+		MediaType: "application/vnd.oci.image.manifest.v1+json", Repository: repo,
+		Digest: fmt.Sprintf("sha256:%064d", i), Tag: fmt.Sprint("t", i),
+	}}
+}
+
+func TestDeliversInOrderWithHeadersAndFilters(t *testing.T) {
+	rc := newReceiver(t, nil)
+	ep := endpointCfg("gitlab", rc.srv.URL+"/notify")
+	ep.Headers = map[string][]string{"Authorization": {"Bearer s3cret"}}
+	ep.Ignore.Actions = []string{"pull"}
+	ep.IgnoredMediaTypes = []string{"application/octet-stream"}
+	m := startManager(t, Config{Endpoints: []distconfig.Endpoint{ep}, Dir: t.TempDir()})
+	for i := range 5 {
+		m.Notify(pushEvent("group/app", i))
+	}
+	m.Notify(Event{Action: ActionPull, Target: Target{Repository: "group/app"}})
+	m.Notify(Event{Action: ActionPush, Target: Target{MediaType: "application/octet-stream", Repository: "group/app"}})
+	waitFor(t, "5 deliveries", func() bool { return len(rc.got()) >= 5 })
+	time.Sleep(100 * time.Millisecond) // an ignored event would arrive by now
+	got := rc.got()
+	if len(got) != 5 {
+		t.Fatalf("delivered %d events, want the 5 pushes (pull and blob ignored)", len(got))
+	}
+	for i, ev := range got {
+		if ev.Target.Tag != fmt.Sprint("t", i) || ev.ID == "" || ev.Timestamp.IsZero() || ev.Source.InstanceID != "test" {
+			t.Errorf("event %d = %+v", i, ev)
+		}
+	}
+	r := rc.requests[0]
+	if ct := r.Header.Get("Content-Type"); ct != EventsMediaType {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	if a := r.Header.Get("Authorization"); a != "Bearer s3cret" {
+		t.Errorf("Authorization = %q", a)
+	}
+	st := m.Stats()[0]
+	if st.Events != 5 || st.Successes != 5 || st.Pending != 0 || st.Dropped != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestFlakyEndpointIsRetriedWithBackoff(t *testing.T) {
+	// The first 4 attempts fail with 503, then everything is accepted.
+	rc := newReceiver(t, func(call int64) int {
+		if call <= 4 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	})
+	ep := endpointCfg("flaky", rc.srv.URL)
+	ep.Backoff = 100 * time.Millisecond
+	ep.MaxRetries = 2
+	m := startManager(t, Config{Endpoints: []distconfig.Endpoint{ep}, Dir: t.TempDir(), MaxBackoff: 250 * time.Millisecond})
+	m.Notify(pushEvent("r", 1))
+	m.Notify(pushEvent("r", 2))
+	waitFor(t, "delivery after failures", func() bool { return len(rc.got()) == 2 })
+	st := m.Stats()[0]
+	if st.Failures != 4 || st.Successes != 2 || st.Statuses["503 Service Unavailable"] != 4 {
+		t.Errorf("stats = %+v", st)
+	}
+	if got := rc.got(); got[0].Target.Tag != "t1" || got[1].Target.Tag != "t2" {
+		t.Errorf("order: %v, %v", got[0].Target.Tag, got[1].Target.Tag)
+	}
+	// Waits: backoff, backoff, then doubling from maxretries on, capped:
+	// 100, 200, 250, 250 ms at least between attempts 1..5.
+	rc.mu.Lock()
+	times := rc.times
+	rc.mu.Unlock()
+	min := []time.Duration{100, 200, 250, 250}
+	for i := 1; i < 5; i++ {
+		if gap := times[i].Sub(times[i-1]); gap < min[i-1]*time.Millisecond*9/10 {
+			t.Errorf("gap before attempt %d = %v, want >= %v ms", i+1, gap, min[i-1])
+		}
+	}
+}
+
+func TestPendingEventsSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	// First run: the endpoint is down (nothing listens), events queue.
+	down := httptest.NewServer(http.NotFoundHandler())
+	url := down.URL
+	down.Close()
+	m1, err := New(Config{Endpoints: []distconfig.Endpoint{endpointCfg("ep", url)}, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1.Start(Source{})
+	for i := range 7 {
+		m1.Notify(pushEvent("r", i))
+	}
+	waitFor(t, "a failed attempt", func() bool { return m1.Stats()[0].Errors > 0 })
+	m1.Stop()
+	if n, err := Backlog(QueueDir(dir, "ep")); err != nil || n != 7 {
+		t.Fatalf("backlog after stop = %d, %v; want 7", n, err)
+	}
+
+	// Second run: the endpoint answers.
+	rc := newReceiver(t, nil)
+	m2 := startManager(t, Config{Endpoints: []distconfig.Endpoint{endpointCfg("ep", rc.srv.URL)}, Dir: dir})
+	if p := m2.Stats()[0].Pending; p != 7 {
+		t.Errorf("pending at start = %d, want 7", p)
+	}
+	waitFor(t, "the queued events", func() bool { return len(rc.got()) == 7 })
+	for i, ev := range rc.got() {
+		if ev.Target.Tag != fmt.Sprint("t", i) {
+			t.Errorf("event %d has tag %s", i, ev.Target.Tag)
+		}
+	}
+	waitFor(t, "empty backlog", func() bool { n, _ := Backlog(QueueDir(dir, "ep")); return n == 0 })
+}
+
+func TestFullQueueDropsAreCounted(t *testing.T) {
+	block := make(chan struct{})
+	rc := newReceiver(t, func(int64) int { <-block; return http.StatusServiceUnavailable })
+	defer close(block)
+	ep := endpointCfg("slow", rc.srv.URL)
+	ep.Timeout = time.Minute
+	m := startManager(t, Config{Endpoints: []distconfig.Endpoint{ep}, Dir: t.TempDir(), MaxEvents: 3})
+	for i := range 10 {
+		m.Notify(pushEvent("r", i))
+	}
+	waitFor(t, "the drops", func() bool { return m.Stats()[0].Dropped == 7 })
+	st := m.Stats()[0]
+	if st.Pending != 3 || st.Events != 3 {
+		t.Errorf("stats = %+v, want 3 pending and 3 accepted", st)
+	}
+}
+
+func TestQueueCursorAndLimit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	q, err := OpenQueue(dir, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.Append([][]byte{[]byte(`{"a":1}`), []byte(`{"a":2}`)}); n != 2 || err != nil {
+		t.Fatalf("append = %d, %v", n, err)
+	}
+	if n, _ := q.Append([][]byte{[]byte(`{"a":3}`), []byte(`{"a":4}`), []byte(`{"a":5}`)}); n != 2 {
+		t.Fatalf("append over the limit took %d, want 2", n)
+	}
+	ev, ok, err := q.Next()
+	if !ok || err != nil || string(ev) != `{"a":1}` {
+		t.Fatalf("next = %s %v %v", ev, ok, err)
+	}
+	if err := q.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	// A second daemon on the same folder is refused while this one runs.
+	if _, err := OpenQueue(dir, 4); err == nil || !strings.Contains(err.Error(), "in use by another regctl serve") {
+		t.Errorf("second open: %v", err)
+	}
+	q.Close()
+	// A leftover temp file (a crash mid-write) goes at open.
+	os.WriteFile(filepath.Join(dir, ".00000000000000000001.jsonl.tmp-123"), []byte("junk"), 0o600)
+	q2, err := OpenQueue(dir, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := q2.Pending(); p != 3 {
+		t.Errorf("pending after reopen = %d, want 3", p)
+	}
+	if n, _ := Backlog(dir); n != 3 {
+		t.Errorf("backlog = %d, want 3", n)
+	}
+	for _, want := range []string{`{"a":2}`, `{"a":3}`, `{"a":4}`} {
+		ev, ok, err := q2.Next()
+		if !ok || err != nil || string(ev) != want {
+			t.Fatalf("next = %s %v %v, want %s", ev, ok, err, want)
+		}
+		q2.Ack()
+	}
+	if _, ok, _ := q2.Next(); ok {
+		t.Error("queue should be empty")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".00000000000000000001.jsonl.tmp-123")); !os.IsNotExist(err) {
+		t.Error("temp file left")
+	}
+}
+
+func TestUnwritableQueueFolderNamesTheKey(t *testing.T) {
+	// A file where the folder should be: no user, root included, can
+	// create the queue there.
+	dir := filepath.Join(t.TempDir(), "queues")
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Config{Endpoints: []distconfig.Endpoint{endpointCfg("ep", "http://127.0.0.1:1")}, Dir: dir})
+	if err == nil || !contains(err.Error(), "notifications.queue.directory") || !contains(err.Error(), dir) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestQueueDirEscapesNames(t *testing.T) {
+	for name, want := range map[string]string{"gitlab": "gitlab", "../x": "%2E%2E%2Fx", "a b": "a%20b"} {
+		if got := filepath.Base(QueueDir("/q", name)); got != want {
+			t.Errorf("QueueDir(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestCursorNeverAppliesToANewSegment: a queue emptied, reopened and
+// filled again counts every new event, even with a stale cursor left by a
+// crash.
+func TestCursorNeverAppliesToANewSegment(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	q, err := OpenQueue(dir, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Append([][]byte{[]byte(`{"a":1}`), []byte(`{"a":2}`), []byte(`{"a":3}`)})
+	for range 2 {
+		q.Next()
+		q.Ack()
+	}
+	// A crash after the last segment went but before its cursor did.
+	stale, _ := os.ReadFile(filepath.Join(dir, cursorName))
+	q.Next()
+	q.Ack()
+	if err := os.WriteFile(filepath.Join(dir, cursorName), stale, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	q2, err := OpenQueue(dir, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q2.Append([][]byte{[]byte(`{"b":1}`), []byte(`{"b":2}`), []byte(`{"b":3}`)})
+	q2.Close()
+	q3, err := OpenQueue(dir, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := q3.Pending(); p != 3 {
+		t.Errorf("pending = %d, want 3", p)
+	}
+	if n, _ := Backlog(dir); n != 3 {
+		t.Errorf("backlog = %d, want 3", n)
+	}
+	if ev, _, _ := q3.Next(); string(ev) != `{"b":1}` {
+		t.Errorf("first event = %s", ev)
+	}
+}
+
+// TestQueuedEventsGoInBatches: events waiting in one segment go out in
+// envelopes of up to maxDelivery events, in order.
+func TestQueuedEventsGoInBatches(t *testing.T) {
+	dir := t.TempDir()
+	q, err := OpenQueue(QueueDir(dir, "ep"), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs [][]byte
+	for i := range maxDelivery + 3 {
+		b, _ := json.Marshal(pushEvent("r", i))
+		evs = append(evs, b)
+	}
+	if n, err := q.Append(evs); err != nil || n != len(evs) {
+		t.Fatalf("append: %d %v", n, err)
+	}
+	q.Close()
+	rc := newReceiver(t, nil)
+	m := startManager(t, Config{Endpoints: []distconfig.Endpoint{endpointCfg("ep", rc.srv.URL)}, Dir: dir})
+	waitFor(t, "all events", func() bool { return len(rc.got()) == len(evs) })
+	rc.mu.Lock()
+	reqs := len(rc.requests)
+	rc.mu.Unlock()
+	if reqs != 2 {
+		t.Errorf("%d requests for %d events, want 2 envelopes", reqs, len(evs))
+	}
+	for i, ev := range rc.got() {
+		if ev.Target.Tag != fmt.Sprint("t", i) {
+			t.Fatalf("event %d has tag %s", i, ev.Target.Tag)
+		}
+	}
+	if st := m.Stats()[0]; st.Successes != int64(len(evs)) {
+		t.Errorf("successes = %d", st.Successes)
+	}
+}

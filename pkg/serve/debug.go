@@ -1,0 +1,122 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"regctl/pkg/debugserver"
+	"regctl/pkg/distconfig"
+	"regctl/pkg/metrics"
+	"regctl/pkg/notify"
+	"regctl/pkg/storage"
+)
+
+// Health is the daemon's health checks, as /debug/health reports them.
+func (d *Daemon) Health() *debugserver.Health { return d.health }
+
+// debugOptions is what the debug listener serves.
+func (d *Daemon) debugOptions() debugserver.Options {
+	o := debugserver.Options{
+		Addr:   d.cfg.HTTP.Debug.Addr,
+		Health: d.health,
+		Vars:   d.vars,
+		Log:    d.log,
+	}
+	if d.metrics != nil {
+		o.Metrics, o.MetricsPath = d.metrics.Handler(), d.cfg.HTTP.Debug.Prometheus.Path
+	}
+	return o
+}
+
+// watchMaintenance feeds the maintenance (garbage collection) figures:
+// the agent switches maintenance on and off, this polls it every second.
+func (d *Daemon) watchMaintenance(ctx context.Context, mt *metrics.Maintenance) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		_, on := d.server.Maintenance()
+		mt.Observe(on, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Vars is the "registry" entry of /debug/vars.
+type Vars struct {
+	Node          string `json:"node"`
+	ReadOnly      bool   `json:"read_only"`
+	Notifications struct {
+		Endpoints []notify.Stats `json:"endpoints"`
+	} `json:"notifications"`
+}
+
+func (d *Daemon) vars() any {
+	v := Vars{Node: d.nodeID, ReadOnly: d.server.RefusesWrites()}
+	v.Notifications.Endpoints = []notify.Stats{}
+	if d.notify != nil {
+		v.Notifications.Endpoints = d.notify.Stats()
+	}
+	return v
+}
+
+// checker is implemented by drivers that can test their backend (S3).
+type checker interface {
+	Check(ctx context.Context) error
+}
+
+// storageCheck is the health check of the storage: the driver's own
+// (S3 lists one key), or for the filesystem a look at the root folder.
+// A root that does not exist yet is fine (the first push creates it);
+// one that existed and is gone, is no folder or does not read, is down.
+func storageCheck(driver storage.Driver, st distconfig.Storage) func(context.Context) error {
+	if c, ok := driver.(checker); ok {
+		return c.Check
+	}
+	root, _ := st.Params["rootdirectory"].(string)
+	if st.Driver != "filesystem" || root == "" {
+		return func(ctx context.Context) error {
+			_, err := driver.Stat(ctx, "/")
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+	}
+	if abs, err := filepath.Abs(root); err == nil {
+		root = abs
+	}
+	var seen atomic.Bool
+	return func(ctx context.Context) error {
+		fi, err := os.Stat(root)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && !seen.Load():
+			return nil
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("storage.filesystem.rootdirectory %s is gone", root)
+		case err != nil:
+			return fmt.Errorf("storage.filesystem.rootdirectory: %w", err)
+		case !fi.IsDir():
+			return fmt.Errorf("storage.filesystem.rootdirectory %s is not a folder", root)
+		}
+		f, err := os.Open(root)
+		if err != nil {
+			return fmt.Errorf("storage.filesystem.rootdirectory: %w", err)
+		}
+		defer f.Close()
+		if _, err := f.Readdirnames(1); err != nil && err != io.EOF {
+			return fmt.Errorf("storage.filesystem.rootdirectory: %w", err)
+		}
+		seen.Store(true)
+		return nil
+	}
+}
