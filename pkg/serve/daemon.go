@@ -261,6 +261,16 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 		// failure it releases the queues.
 		defer d.notify.Stop()
 	}
+	// The debug listener is bound before the API's: once the API port
+	// accepts connections, /debug/health answers too.
+	if dc := d.cfg.HTTP.Debug; dc.Addr != "" {
+		dbg, err := debugserver.Listen(d.debugOptions())
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
+		d.log.Info("debug server listening", "addr", dbg.Addr(), "metrics", dc.Prometheus.Enabled)
+	}
 	hc := d.cfg.HTTP
 	network := hc.Net
 	if network == "" {
@@ -331,14 +341,6 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 	}
 	if d.metrics != nil {
 		go d.watchMaintenance(bg, d.metrics.Maintenance())
-	}
-	if dc := d.cfg.HTTP.Debug; dc.Addr != "" {
-		dbg, err := debugserver.Listen(d.debugOptions())
-		if err != nil {
-			return err
-		}
-		defer dbg.Close()
-		d.log.Info("debug server listening", "addr", dbg.Addr(), "metrics", dc.Prometheus.Enabled)
 	}
 
 	if d.notify != nil {
