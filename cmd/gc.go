@@ -59,6 +59,8 @@ type gcResult struct {
 	Report    *gc.Report    `json:"report"`
 	Deletions []gc.Deletion `json:"deletions,omitempty"`
 	Daemons   *int          `json:"daemons_read_only,omitempty"`
+	// CacheFlushed counts the keys removed from the shared redis cache.
+	CacheFlushed int `json:"cache_keys_flushed,omitempty"`
 }
 
 func (o *gcOpts) run(c *cobra.Command, args []string) error {
@@ -99,10 +101,28 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 			}
 		},
 	}
+	cache, err := serve.OpenCache(cfg, log)
+	if err != nil {
+		return err
+	}
+	if cache != nil {
+		defer cache.Close()
+	}
 	collect := func(ctx context.Context) error {
-		var err error
-		res.Report, err = gc.Run(ctx, drv, opts)
-		progress.Done()
+		run := func(ctx context.Context) error {
+			var err error
+			res.Report, err = gc.Run(ctx, drv, opts)
+			progress.Done()
+			return err
+		}
+		if o.dryRun {
+			return run(ctx)
+		}
+		// The whole regctl namespace in Redis is flushed, not each
+		// deleted digest: simple, and safe whatever GC deleted (a
+		// layer link, a revision, a blob others linked).
+		flushed, err := serve.FlushAfter(ctx, cache, run)
+		res.CacheFlushed = flushed
 		return err
 	}
 
@@ -135,6 +155,9 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 		return p.JSON(res)
 	}
 	printGCReport(p, res.Report)
+	if cache != nil && !o.dryRun {
+		p.Field("redis cache", fmt.Sprintf("flushed (%d keys)", res.CacheFlushed))
+	}
 	return nil
 }
 

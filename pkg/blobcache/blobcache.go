@@ -109,6 +109,8 @@ type Cache interface {
 	SetContent(ctx context.Context, d digest.Digest, body []byte) error
 	// Flush removes every key of the namespace and reports how many.
 	Flush(ctx context.Context) (int, error)
+	// Ping checks that the cache answers.
+	Ping(ctx context.Context) error
 	Close() error
 }
 

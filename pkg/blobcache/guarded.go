@@ -139,4 +139,10 @@ func (g *Guarded) Flush(ctx context.Context) (int, error) {
 	return n, err
 }
 
+func (g *Guarded) Ping(ctx context.Context) error {
+	err := g.C.Ping(ctx)
+	g.observe("ping", err)
+	return err
+}
+
 func (g *Guarded) Close() error { return g.C.Close() }

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"regctl/pkg/auth"
+	"regctl/pkg/blobcache"
 	"regctl/pkg/storage"
 )
 
@@ -38,6 +39,8 @@ type Options struct {
 	// Auth checks every request (auth.token or auth.htpasswd); nil
 	// serves without authentication.
 	Auth auth.Controller
+	// Cache is the shared blob descriptor cache (cache.go); nil for none.
+	Cache blobcache.Cache
 }
 
 // Server serves the registry API. Create it with New.

@@ -71,6 +71,10 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	if authc == nil {
 		log.Warn("no auth section: anyone who can reach this registry can push, pull and delete")
 	}
+	cache, err := OpenCache(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	srv := registryd.New(registryd.Options{
 		Auth:             authc,
 		Driver:           driver,
@@ -80,6 +84,7 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		RedirectDisabled: cfg.Storage.RedirectDisabled,
 		Headers:          cfg.HTTP.Headers,
 		RelativeURLs:     cfg.HTTP.RelativeURLs,
+		Cache:            cache,
 	})
 	heartbeat, err := maintenance.HeartbeatFromEnv()
 	if err != nil {
