@@ -340,6 +340,7 @@ func (d *decoder) root(n *node, c *Config) {
 		"auth":          func(n *node, path string) { c.Auth = d.auth(n, path) },
 		"notifications": d.section(fields{"endpoints": d.endpoints(&c.Notifications.Endpoints)}),
 		"redis":         func(n *node, path string) { c.Redis = d.redis(n, path) },
+		"regctl":        func(n *node, path string) { d.regctl(n, path, c) },
 		"validation":    d.section(fields{"disabled": d.boolean(&c.Validation.Disabled)}),
 		"compatibility": d.section(fields{
 			"schema1": d.section(fields{"enabled": d.boolean(&c.Compatibility.Schema1.Enabled)}),

@@ -58,7 +58,10 @@ type Config struct {
 	Notifications Notifications
 	// Redis is Distribution v3's redis section, typed (redis.go). Nil
 	// when absent.
-	Redis         *Redis
+	Redis *Redis
+	// Cluster is regctl.cluster (cluster.go), a section of regctl's own
+	// that Distribution ignores.
+	Cluster       Cluster
 	Validation    Validation
 	Compatibility Compatibility
 }

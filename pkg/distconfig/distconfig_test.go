@@ -113,6 +113,14 @@ func tokenAuth(c *Config) map[string]any { return c.Auth["token"].(map[string]an
 func TestParseRenderedScenarios(t *testing.T) {
 	want := map[string]func(c *Config){
 		"defaults": func(c *Config) {},
+		"cluster-redis": func(c *Config) {
+			tokenAuth(c)["realm"] = gitlabRealm
+			c.Storage.Cache.BlobDescriptor = "redis"
+			c.Redis = &Redis{Addrs: []string{"127.0.0.1:6379"}, DB: 2, Password: "redis-secret",
+				DialTimeout: 250 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
+				PoolSize: 32, MaxIdleConns: 8}
+			c.Cluster.Heartbeat = time.Second
+		},
 		"debug-and-compat": func(c *Config) {
 			c.Log.Level, c.Log.Formatter = "debug", "json"
 			c.HTTP.RelativeURLs = true

@@ -66,3 +66,21 @@ func TestParseRedisErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestParseCluster(t *testing.T) {
+	c, err := parse("config.yml", []byte(minimal+"regctl:\n  cluster:\n    enabled: false\n    heartbeat: 500ms\n"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Cluster.Disabled || c.Cluster.Heartbeat != 500*time.Millisecond {
+		t.Errorf("cluster = %+v", c.Cluster)
+	}
+	c, err = parse("config.yml", []byte(minimal), nil, nil)
+	if err != nil || c.Cluster.Disabled || c.Cluster.Heartbeat != 0 {
+		t.Errorf("no section: %+v, %v", c.Cluster, err)
+	}
+	_, err = parse("config.yml", []byte(minimal+"regctl:\n  cluster:\n    heartbeat: often\n"), nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "config.yml:9: regctl.cluster.heartbeat: must be a duration") {
+		t.Errorf("bad heartbeat: %v", err)
+	}
+}
