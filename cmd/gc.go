@@ -101,6 +101,10 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 			}
 		},
 	}
+	interval, err := serve.ClusterHeartbeat(cfg.Cluster)
+	if err != nil {
+		return err
+	}
 	cache, err := serve.OpenCache(cfg, log)
 	if err != nil {
 		return err
@@ -134,6 +138,7 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 			Holder:     maintenance.Holder("registry-garbage-collect"),
 			Reason:     "garbage collection",
 			AckTimeout: o.ackTimeout,
+			Interval:   interval,
 			Log:        log,
 			OnReadOnly: func(w maintenance.WaitResult) {
 				res.Daemons = &w.Acked

@@ -67,7 +67,8 @@ type Agent struct {
 	failures int  // lease reads failed in a row
 	waiting  bool // logged that writes in flight hold the ack back
 	hbFailed bool
-	expired  string // id of the expired lease already logged
+	expired  string    // id of the expired lease already logged
+	pruned   time.Time // last PruneNodes (prune.go)
 }
 
 func (a *Agent) interval() time.Duration {
@@ -228,6 +229,7 @@ func (a *Agent) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			a.Tick(ctx)
+			a.prune(ctx)
 		}
 	}
 }

@@ -10,10 +10,10 @@ import (
 	"regctl/pkg/maintenance"
 )
 
-// clusterHeartbeat is the heartbeat interval: REGCTL_CLUSTER_HEARTBEAT
+// ClusterHeartbeat is the heartbeat interval: REGCTL_CLUSTER_HEARTBEAT
 // (an override for tests), else regctl.cluster.heartbeat, else
 // maintenance.DefaultHeartbeat.
-func clusterHeartbeat(c distconfig.Cluster) (time.Duration, error) {
+func ClusterHeartbeat(c distconfig.Cluster) (time.Duration, error) {
 	if os.Getenv(maintenance.HeartbeatEnv) == "" && c.Heartbeat > 0 {
 		return c.Heartbeat, nil
 	}

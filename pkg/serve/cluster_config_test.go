@@ -2,7 +2,7 @@ package serve
 
 import (
 	"context"
-	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,14 +13,14 @@ import (
 
 func TestClusterHeartbeatSources(t *testing.T) {
 	t.Setenv(maintenance.HeartbeatEnv, "")
-	if d, err := clusterHeartbeat(distconfig.Cluster{}); err != nil || d != maintenance.DefaultHeartbeat {
+	if d, err := ClusterHeartbeat(distconfig.Cluster{}); err != nil || d != maintenance.DefaultHeartbeat {
 		t.Errorf("nothing set: %v, %v", d, err)
 	}
-	if d, err := clusterHeartbeat(distconfig.Cluster{Heartbeat: 700 * time.Millisecond}); err != nil || d != 700*time.Millisecond {
+	if d, err := ClusterHeartbeat(distconfig.Cluster{Heartbeat: 700 * time.Millisecond}); err != nil || d != 700*time.Millisecond {
 		t.Errorf("config: %v, %v", d, err)
 	}
 	t.Setenv(maintenance.HeartbeatEnv, "300ms")
-	if d, err := clusterHeartbeat(distconfig.Cluster{Heartbeat: 700 * time.Millisecond}); err != nil || d != 300*time.Millisecond {
+	if d, err := ClusterHeartbeat(distconfig.Cluster{Heartbeat: 700 * time.Millisecond}); err != nil || d != 300*time.Millisecond {
 		t.Errorf("environment over config: %v, %v", d, err)
 	}
 }
@@ -39,24 +39,7 @@ func TestClusterDisabled(t *testing.T) {
 	}
 	defer lease.Release(context.Background())
 
-	cfg := distconfig.Default(root)
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.Storage.UploadPurging.Enabled = false
-	cfg.Cluster.Disabled = true
-	logs := &syncBuffer{}
-	d, err := NewDaemon(cfg, "", slog.New(slog.NewTextHandler(logs, nil)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, func(a string) { ready <- a }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	d := startDaemonWith(t, root, time.Second, func(c *distconfig.Config) { c.Cluster.Disabled = true })
 	nodes, err := maintenance.Nodes(t.Context(), drv, time.Second)
 	if err != nil || len(nodes) != 0 {
 		t.Errorf("nodes = %v, %v; want none", nodes, err)
@@ -64,6 +47,7 @@ func TestClusterDisabled(t *testing.T) {
 	if d.Server().RefusesWrites() {
 		t.Error("a node outside the cluster followed the lease")
 	}
-	cancel()
-	<-done
+	if !strings.Contains(d.logs.String(), "regctl.cluster.enabled is false") {
+		t.Errorf("no warning logged:\n%s", d.logs.String())
+	}
 }

@@ -87,7 +87,7 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		RelativeURLs:     cfg.HTTP.RelativeURLs,
 		Cache:            cache,
 	})
-	heartbeat, err := clusterHeartbeat(cfg.Cluster)
+	heartbeat, err := ClusterHeartbeat(cfg.Cluster)
 	if err != nil {
 		return nil, err
 	}
