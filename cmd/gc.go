@@ -22,7 +22,7 @@ import (
 type gcOpts struct {
 	*rootOpts
 	untagged, dryRun, verbose bool
-	ackTimeout                time.Duration
+	ackTimeout, leaseTTL      time.Duration
 }
 
 func newGCCmd(root *rootOpts) *cobra.Command {
@@ -50,6 +50,7 @@ Other writers (CNCF Distribution, GitLab's registry) must be read-only.`,
 	f.BoolVarP(&o.dryRun, "dry-run", "d", false, "report what would be deleted; delete nothing")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "list every deleted object")
 	f.DurationVar(&o.ackTimeout, "ack-timeout", 2*time.Minute, "how long to wait for running daemons to switch to read-only")
+	f.DurationVar(&o.leaseTTL, "lease-ttl", maintenance.DefaultLeaseTTL, "how long the cluster stays read-only if this run dies without releasing it (renewed every third of it while running)")
 	return c
 }
 
@@ -138,6 +139,7 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 			Holder:     maintenance.Holder("registry-garbage-collect"),
 			Reason:     "garbage collection",
 			AckTimeout: o.ackTimeout,
+			TTL:        o.leaseTTL,
 			Interval:   interval,
 			Log:        log,
 			OnReadOnly: func(w maintenance.WaitResult) {
