@@ -69,6 +69,7 @@ type Agent struct {
 	hbFailed bool
 	expired  string    // id of the expired lease already logged
 	pruned   time.Time // last PruneNodes (prune.go)
+	lastRead time.Time // last successful read of the lease
 }
 
 func (a *Agent) interval() time.Duration {
@@ -89,14 +90,15 @@ func (a *Agent) log() *slog.Logger {
 // daemon runs one before it accepts connections, so that a job already
 // running finds it read-only from its first request.
 func (a *Agent) Tick(ctx context.Context) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	iv := a.interval()
 	// Storage calls are bounded by the interval, so an unreachable
-	// storage counts as failures at the heartbeat's pace.
+	// storage counts as failures at the heartbeat's pace. The read runs
+	// unlocked, so that Run's watchdog can fail closed meanwhile.
 	rctx, cancel := context.WithTimeout(ctx, iv)
 	info, corrupt, err := readLease(rctx, a.Driver)
 	cancel()
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if ctx.Err() != nil {
 		return
 	}
@@ -134,6 +136,7 @@ func (a *Agent) Tick(ctx context.Context) {
 }
 
 func (a *Agent) readable() {
+	a.lastRead = time.Now()
 	if a.failures >= GoneAfter {
 		a.log().Info("the maintenance lease can be read again", "after_failures", a.failures)
 	}
@@ -218,6 +221,9 @@ func (a *Agent) heartbeat(ctx context.Context) {
 func (a *Agent) Run(ctx context.Context) {
 	t := time.NewTicker(a.interval())
 	defer t.Stop()
+	wctx, stopWatchdog := context.WithCancel(ctx)
+	defer stopWatchdog()
+	go a.watchdog(wctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -231,5 +237,35 @@ func (a *Agent) Run(ctx context.Context) {
 			a.Tick(ctx)
 			a.prune(ctx)
 		}
+	}
+}
+
+// watchdog fails closed on time, not only on failed reads: once the
+// lease has not been read for GoneAfter intervals, writes stop, even
+// while a read is still hanging (each may take an interval to time out,
+// so counting failures alone takes longer). Tick ends it once the lease
+// reads again.
+func (a *Agent) watchdog(ctx context.Context) {
+	iv := a.interval()
+	t := time.NewTicker(max(iv/10, 10*time.Millisecond))
+	defer t.Stop()
+	a.mu.Lock()
+	if a.lastRead.IsZero() {
+		a.lastRead = time.Now()
+	}
+	a.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		if since := time.Since(a.lastRead); a.cause == "" && since >= GoneAfter*iv {
+			a.failures = max(a.failures, GoneAfter)
+			a.log().Error("cannot read the maintenance lease: refusing writes until it can be read", "unread_for", since.Round(time.Millisecond))
+			a.enter(ctx, "unreadable", "the maintenance lease cannot be read (is the storage reachable?)", nil)
+		}
+		a.mu.Unlock()
 	}
 }

@@ -43,19 +43,23 @@ func PruneNodes(ctx context.Context, drv storage.Driver, olderThan time.Duration
 	return pruned, nil
 }
 
-// prune runs PruneNodes at most every pruneEvery, logging what it did.
+// prune starts PruneNodes at most every pruneEvery, in the background:
+// a storage that hangs must not hold up the heartbeat. Only Run's
+// goroutine calls it.
 func (a *Agent) prune(ctx context.Context) {
 	if time.Since(a.pruned) < pruneEvery {
 		return
 	}
 	a.pruned = time.Now()
-	pctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	ids, err := PruneNodes(pctx, a.Driver, ForgetAfter)
-	if err != nil {
-		a.log().Debug("cannot prune old heartbeats", "err", err)
-	}
-	if len(ids) > 0 {
-		a.log().Info("removed heartbeats of nodes gone for long", "nodes", ids, "gone_for_more_than", ForgetAfter)
-	}
+	go func() {
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		ids, err := PruneNodes(pctx, a.Driver, ForgetAfter)
+		if err != nil && ctx.Err() == nil {
+			a.log().Debug("cannot prune old heartbeats", "err", err)
+		}
+		if len(ids) > 0 {
+			a.log().Info("removed heartbeats of nodes gone for long", "nodes", ids, "gone_for_more_than", ForgetAfter)
+		}
+	}()
 }
