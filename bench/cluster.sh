@@ -28,50 +28,18 @@ conc="${C:-32}"
 client="${CLIENT:-raw}"
 bash scripts/install-tools.sh versitygw redis-server >/dev/null
 redis="$(command -v redis-server)"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
+bench_workdir
 
 mkdir -p "$work/bin" "$work/s3/single" "$work/s3/cluster"
 go build -o "$work/bin/regctl" .
 go build -o "$work/bin/regbench" ./bench/regbench
 
-# Free loopback ports, asked of the kernel rather than guessed.
-read -r -a ports < <(python3 - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(6)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-)
-s3port=${ports[0]} redisport=${ports[1]}
-single=${ports[2]} nodes=("${ports[3]}" "${ports[4]}" "${ports[5]}")
-access="bench-root"
-secret="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-endpoint="http://127.0.0.1:$s3port"
-
-ROOT_ACCESS_KEY="$access" ROOT_SECRET_KEY="$secret" \
-	.tools/bin/versitygw --port "127.0.0.1:$s3port" --quiet posix "$work/s3" >"$work/versitygw.log" 2>&1 &
-pids+=($!)
+read -r -a ports < <(free_ports 5)
+redisport=${ports[0]} single=${ports[1]} nodes=("${ports[2]}" "${ports[3]}" "${ports[4]}")
+start_versitygw
 (cd "$work" && exec "$redis" --port "$redisport" --bind 127.0.0.1 --save '' --appendonly no) >"$work/redis.log" 2>&1 &
 pids+=($!)
-
-wait_up() { # url name log
-	for _ in $(seq 100); do
-		if curl -s -o /dev/null "$1"; then return 0; fi
-		sleep 0.1
-	done
-	echo "cluster.sh: $2 did not come up; its log:" >&2
-	cat "$3" >&2
-	exit 1
-}
-wait_up "$endpoint/" versitygw "$work/versitygw.log"
 
 # config NAME PORT BUCKET CACHE
 config() {
