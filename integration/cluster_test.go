@@ -107,9 +107,12 @@ type gcOutput struct {
 
 func (c *cluster) gc(t *testing.T, node *clusterNode) gcOutput {
 	t.Helper()
-	out, err := c.gcCmd(t, node).CombinedOutput()
+	cmd := c.gcCmd(t, node)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr // warnings; stdout is the JSON
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("registry-garbage-collect: %v\n%s", err, out)
+		t.Fatalf("registry-garbage-collect: %v\n%s%s", err, out, stderr.String())
 	}
 	var res gcOutput
 	if err := json.Unmarshal(out, &res); err != nil {
@@ -256,8 +259,8 @@ func TestClusterThreeNodesGC(t *testing.T) {
 
 	t.Run("GC with pushes and pulls", func(t *testing.T) {
 		gc := c.gcCmd(t, a)
-		var gcOut strings.Builder
-		gc.Stdout, gc.Stderr = &gcOut, &gcOut
+		var gcOut, gcErrOut strings.Builder
+		gc.Stdout, gc.Stderr = &gcOut, &gcErrOut
 		if err := gc.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -295,7 +298,7 @@ func TestClusterThreeNodesGC(t *testing.T) {
 			}
 		}
 		if gcErr != nil {
-			t.Fatalf("registry-garbage-collect: %v\n%s", gcErr, gcOut.String())
+			t.Fatalf("registry-garbage-collect: %v\n%s%s", gcErr, gcOut.String(), gcErrOut.String())
 		}
 		var res gcOutput
 		if err := json.Unmarshal([]byte(gcOut.String()), &res); err != nil {
@@ -381,8 +384,8 @@ func TestClusterCrashes(t *testing.T) {
 			t.Fatal(err)
 		}
 		gc := c.gcCmd(t, a, "--ack-timeout", "60s")
-		var out strings.Builder
-		gc.Stdout, gc.Stderr = &out, &out
+		var out, errOut strings.Builder
+		gc.Stdout, gc.Stderr = &out, &errOut
 		start := time.Now()
 		if err := gc.Start(); err != nil {
 			t.Fatal(err)
@@ -391,7 +394,7 @@ func TestClusterCrashes(t *testing.T) {
 		syscall.Kill(d.proc.Pid(), syscall.SIGKILL)
 		<-d.proc.Done()
 		if err := gc.Wait(); err != nil {
-			t.Fatalf("GC: %v\n%s", err, out.String())
+			t.Fatalf("GC: %v\n%s%s", err, out.String(), errOut.String())
 		}
 		took := time.Since(start)
 		var res gcOutput

@@ -3,6 +3,7 @@ package maintenance
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,17 +44,7 @@ func TestAgentRunFailsClosedOnTime(t *testing.T) {
 			t.Log(logs.String())
 		}
 	}()
-	a.Tick(t.Context())
-	ctx, stop := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		a.Run(ctx)
-	}()
-	defer func() {
-		stop()
-		<-done
-	}()
+	defer runAgent(t, a)()
 	time.Sleep(iv)
 	h.setFail(true)
 	cut := time.Now()
@@ -74,4 +65,51 @@ func TestAgentRunFailsClosedOnTime(t *testing.T) {
 	}
 	h.setFail(false)
 	waitUntil(t, 10*iv, "writes again once the lease reads", func() bool { on, _ := srv.state(); return !on })
+}
+
+// A node whose heartbeat cannot be written stops taking writes before
+// jobs count it as gone (and stop waiting for it), and takes them again
+// once a heartbeat is written.
+func TestAgentRunStopsWritesWhenUnheard(t *testing.T) {
+	d, err := storage.NewFilesystem(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &failingReads{Driver: d}
+	srv := &fakeServer{}
+	const iv = 200 * time.Millisecond
+	a := &Agent{Driver: w, Server: srv, Node: LocalNode("node-1", "", "test"), Interval: iv}
+	defer runAgent(t, a)()
+	time.Sleep(iv)
+	w.setFailWrites(true)
+	cut := time.Now()
+	waitUntil(t, 10*iv, "writes refused", func() bool { on, _ := srv.state(); return on })
+	took := time.Since(cut)
+	if _, reason := srv.state(); !strings.Contains(reason, "heartbeat cannot be written") {
+		t.Errorf("reason %q", reason)
+	}
+	// Readers count the node gone GoneAfter intervals after its last
+	// heartbeat; it must have stopped before.
+	hb := heartbeatOf(t, d, "node-1")
+	if stoppedAt := cut.Add(took); !stoppedAt.Before(hb.LastSeen.Add(GoneAfter * iv)) {
+		t.Errorf("stopped writes %s after the last heartbeat, not before readers count it gone (%s)", stoppedAt.Sub(hb.LastSeen), GoneAfter*iv)
+	}
+	w.setFailWrites(false)
+	waitUntil(t, 10*iv, "writes taken again", func() bool { on, _ := srv.state(); return !on })
+}
+
+// runAgent ticks once, as the daemon does, then runs a until the
+// returned stop is called.
+func runAgent(t *testing.T, a *Agent) (stop func()) {
+	a.Tick(t.Context())
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
