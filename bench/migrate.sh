@@ -32,28 +32,14 @@ if [[ " $only " == *" rclone "* ]] && ! command -v rclone >/dev/null; then
 	echo "migrate.sh: installing rclone (Debian package)" >&2
 	apt-get install -y -qq rclone >/dev/null || { echo "migrate.sh: apt-get install rclone failed: run apt-get update, or leave rclone out of ONLY" >&2; exit 1; }
 fi
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
+bench_workdir
 
 mkdir -p "$work/bin" "$work/s3"
 go build -o "$work/bin/regctl" .
 go build -o "$work/bin/migbench" ./bench/migbench
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-access="bench-root"
-secret="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-endpoint="http://127.0.0.1:$port"
-ROOT_ACCESS_KEY="$access" ROOT_SECRET_KEY="$secret" \
-	.tools/bin/versitygw --port "127.0.0.1:$port" --quiet posix "$work/s3" >"$work/versitygw.log" 2>&1 &
-pids+=($!)
-vgw_pid=$!
-for _ in $(seq 100); do curl -s -o /dev/null "$endpoint/" && break; sleep 0.1; done
+start_versitygw
 
 echo "# $(nproc) cores; versitygw on loopback; generating a registry of $repos repositories"
 "$work/bin/migbench" gen -root "$work/src" -repos "$repos" -big "$big" | tee "$work/gen.json"

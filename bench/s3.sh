@@ -30,48 +30,15 @@ rounds="${ROUNDS:-3}"
 client="${CLIENT:-raw}"
 only="${ONLY:-regctl-redirect regctl-proxied distribution-redirect distribution-proxied}"
 bash scripts/install-tools.sh registry versitygw >/dev/null
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
+bench_workdir
 
 mkdir -p "$work/bin" "$work/s3"
 go build -o "$work/bin/regctl" .
 go build -o "$work/bin/regbench" ./bench/regbench
 
-# Free loopback ports, asked of the kernel rather than guessed.
-read -r -a ports < <(python3 - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(5)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-)
-s3port=${ports[0]}
-access="bench-root"
-secret="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-endpoint="http://127.0.0.1:$s3port"
-
-ROOT_ACCESS_KEY="$access" ROOT_SECRET_KEY="$secret" \
-	.tools/bin/versitygw --port "127.0.0.1:$s3port" --quiet posix "$work/s3" >"$work/versitygw.log" 2>&1 &
-pids+=($!)
-vgw_pid=$!
-
-wait_up() { # url name log
-	for _ in $(seq 100); do
-		if curl -s -o /dev/null "$1"; then return 0; fi
-		sleep 0.1
-	done
-	echo "s3.sh: $2 did not come up; its log:" >&2
-	cat "$3" >&2
-	exit 1
-}
-wait_up "$endpoint/" versitygw "$work/versitygw.log"
+read -r -a ports < <(free_ports 5)
+start_versitygw "${ports[0]}"
 
 # config NAME PORT REDIRECT_DISABLE: a bucket of its own (a folder of the
 # posix backend) and a config.yml both programs read.

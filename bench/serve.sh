@@ -28,14 +28,8 @@ client="${CLIENT:-raw}"
 pin="${PIN:-0}"
 notify="${NOTIFY:-0}"
 bash scripts/install-tools.sh registry >/dev/null
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
+bench_workdir
 
 mkdir -p "$work/bin"
 go build -o "$work/bin/regctl" .

@@ -14,12 +14,13 @@ import (
 	"regctl/internal/ui"
 	"regctl/pkg/gc"
 	"regctl/pkg/maintenance"
+	"regctl/pkg/serve"
 )
 
 type gcOpts struct {
 	*rootOpts
 	untagged, dryRun, verbose bool
-	ackTimeout                time.Duration
+	ackTimeout, leaseTTL      time.Duration
 }
 
 func newGCCmd(root *rootOpts) *cobra.Command {
@@ -47,6 +48,7 @@ Other writers (CNCF Distribution, GitLab's registry) must be read-only.`,
 	f.BoolVarP(&o.dryRun, "dry-run", "d", false, "report what would be deleted; delete nothing")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "list every deleted object")
 	f.DurationVar(&o.ackTimeout, "ack-timeout", 2*time.Minute, "how long to wait for running daemons to switch to read-only")
+	f.DurationVar(&o.leaseTTL, "lease-ttl", maintenance.DefaultLeaseTTL, "how long the cluster stays read-only if this run dies without releasing it (renewed every third of it while running)")
 	return c
 }
 
@@ -56,6 +58,8 @@ type gcResult struct {
 	Report    *gc.Report    `json:"report"`
 	Deletions []gc.Deletion `json:"deletions,omitempty"`
 	Daemons   *int          `json:"daemons_read_only,omitempty"`
+	// CacheFlushed counts the keys removed from the shared redis cache.
+	CacheFlushed int `json:"cache_keys_flushed,omitempty"`
 }
 
 func (o *gcOpts) run(c *cobra.Command, args []string) error {
@@ -84,10 +88,32 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 			}
 		},
 	}
+	interval, err := serve.ClusterHeartbeat(tg.cfg.Cluster)
+	if err != nil {
+		return err
+	}
+	cache, err := serve.OpenCache(tg.cfg, log)
+	if err != nil {
+		return err
+	}
+	if cache != nil {
+		defer cache.Close()
+	}
 	collect := func(ctx context.Context) error {
-		var err error
-		res.Report, err = gc.Run(ctx, drv, opts)
-		progress.Done()
+		run := func(ctx context.Context) error {
+			var err error
+			res.Report, err = gc.Run(ctx, drv, opts)
+			progress.Done()
+			return err
+		}
+		if o.dryRun {
+			return run(ctx)
+		}
+		// The whole regctl namespace in Redis is flushed, not each
+		// deleted digest: simple, and safe whatever GC deleted (a
+		// layer link, a revision, a blob others linked).
+		flushed, err := serve.FlushAfter(ctx, cache, run)
+		res.CacheFlushed = flushed
 		return err
 	}
 
@@ -105,6 +131,8 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 			Holder:     maintenance.Holder("registry-garbage-collect"),
 			Reason:     "garbage collection",
 			AckTimeout: o.ackTimeout,
+			TTL:        o.leaseTTL,
+			Interval:   interval,
 			Log:        log,
 			OnReadOnly: func(w maintenance.WaitResult) {
 				res.Daemons = &w.Acked
@@ -126,6 +154,9 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 		return p.JSON(res)
 	}
 	printGCReport(p, res.Report)
+	if cache != nil && !o.dryRun {
+		p.Field("redis cache", fmt.Sprintf("flushed (%d keys)", res.CacheFlushed))
+	}
 	return nil
 }
 

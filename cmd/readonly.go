@@ -16,10 +16,18 @@ func newReadonlyCmd(root *rootOpts) *cobra.Command {
 		Long: `registry-readonly sets [registry.storage.maintenance.readonly] enabled in
 the settings file, changing only that line (or adding it), and runs
 reconfigure. Pulls keep working in read-only mode; pushes and deletes are
-refused. Restart a running registry to apply the rendered config.yml.`,
+refused. Restart a running registry to apply the rendered config.yml.
+
+With --cluster, enable takes the maintenance lease in the storage instead:
+every regctl daemon on that storage (all nodes on one bucket) refuses
+writes within one heartbeat, without a settings change or restart, and the
+command waits until each has acknowledged. Nothing renews such a lease: it
+lasts until "disable --cluster" or until --ttl (default 24h) has passed.`,
 		Example: `  regctl registry-readonly enable
   regctl registry-readonly status
-  regctl registry-readonly disable`,
+  regctl registry-readonly disable
+  regctl registry-readonly enable --cluster --ttl 4h --reason "storage migration"
+  regctl registry-readonly disable --cluster`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
@@ -31,7 +39,7 @@ refused. Restart a running registry to apply the rendered config.yml.`,
 		Short:   "Show whether read-only mode is on and where that comes from",
 		Example: "  regctl registry-readonly status -o json",
 		Args:    cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(c *cobra.Command, _ []string) error {
 			l, err := root.loadSettings()
 			if err != nil {
 				return err
@@ -41,9 +49,14 @@ refused. Restart a running registry to apply the rendered config.yml.`,
 				return err
 			}
 			p := root.printer()
+			cl := readClusterState(c.Context(), root)
 			if root.json() {
-				return p.JSON(st)
+				return p.JSON(struct {
+					reconfigure.ReadOnlyState
+					Cluster clusterState `json:"cluster"`
+				}{st, cl})
 			}
+			defer printClusterState(p, cl)
 			state := "disabled (read-write)"
 			if st.Enabled {
 				state = "enabled (pulls only)"
@@ -69,12 +82,16 @@ func newReadonlySetCmd(root *rootOpts, on bool) *cobra.Command {
 	if on {
 		use, short = "enable", "Enter read-only mode: serve pulls, refuse pushes and deletes"
 	}
-	return &cobra.Command{
+	co := &clusterReadonlyOpts{rootOpts: root, on: on}
+	c := &cobra.Command{
 		Use:     use,
 		Short:   short,
-		Example: "  regctl registry-readonly " + use,
+		Example: "  regctl registry-readonly " + use + "\n  regctl registry-readonly " + use + " --cluster",
 		Args:    cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(c *cobra.Command, _ []string) error {
+			if co.cluster {
+				return co.run(c.Context())
+			}
 			l, err := root.loadSettings()
 			if err != nil {
 				return err
@@ -104,4 +121,6 @@ func newReadonlySetCmd(root *rootOpts, on bool) *cobra.Command {
 			return nil
 		},
 	}
+	co.flags(c)
+	return c
 }

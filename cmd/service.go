@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"regctl/internal/ui"
+	"regctl/pkg/maintenance"
 	"regctl/pkg/service"
 )
 
@@ -280,25 +281,11 @@ func printStatus(p *ui.Printer, st *service.Status) {
 		p.Field("nodes", "none on the storage")
 	}
 	for _, n := range st.Nodes {
-		label, stat := "node", ui.OK
+		label := "node"
 		if n.Self {
 			label = "node (this daemon)"
 		}
-		detail := fmt.Sprintf("%s on %s, pid %d, %s", n.ID, n.Addr, n.PID, n.Host)
-		if n.Version != "" {
-			detail += ", " + n.Version
-		}
-		if n.ReadOnly {
-			detail += ", read-only: " + n.ReadOnlyReason
-		}
-		if n.Gone {
-			stat = ui.Warn
-			detail += fmt.Sprintf(", gone (last seen %s ago)", time.Since(n.LastSeen).Truncate(time.Second))
-		}
-		if n.Problem != "" {
-			detail += ", " + n.Problem
-		}
-		p.Line(stat, label, detail)
+		printNode(p, label, n.NodeStatus)
 	}
 }
 
@@ -327,6 +314,28 @@ func printNotifications(p *ui.Printer, eps []service.NotificationBacklog) {
 		}
 		p.Line(stat, label, detail)
 	}
+}
+
+// printNode writes one heartbeat of the storage's node listing.
+func printNode(p *ui.Printer, label string, n maintenance.NodeStatus) {
+	stat := ui.OK
+	detail := fmt.Sprintf("%s on %s, pid %d, %s", n.ID, n.Addr, n.PID, n.Host)
+	if n.Version != "" {
+		detail += ", " + n.Version
+	}
+	if n.ReadOnly {
+		detail += ", read-only: " + n.ReadOnlyReason
+	}
+	if n.Gone {
+		stat = ui.Warn
+		detail += fmt.Sprintf(", gone (last seen %s ago)", time.Since(n.LastSeen).Truncate(time.Second))
+	} else {
+		detail += fmt.Sprintf(", seen %s ago", time.Since(n.LastSeen).Truncate(time.Millisecond))
+	}
+	if n.Problem != "" {
+		detail += ", " + n.Problem
+	}
+	p.Line(stat, label, detail)
 }
 
 func readOnlyText(ro service.ReadOnly) string {

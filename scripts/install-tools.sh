@@ -20,7 +20,7 @@ GO_TOOLS=(
 # System tools from Debian: one line each, "<binary name>=<apt package>".
 APT_TOOLS=(
 	"openssl=openssl"
-	# "redis-server=redis-server"
+	"redis-server=redis-server"
 	# "skopeo=skopeo"
 )
 

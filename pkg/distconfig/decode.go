@@ -347,6 +347,7 @@ func (d *decoder) root(n *node, c *Config) {
 			}),
 		}),
 		"redis":      func(n *node, path string) { c.Redis = d.redis(n, path) },
+		"regctl":     func(n *node, path string) { d.regctl(n, path, c) },
 		"validation": d.section(fields{"disabled": d.boolean(&c.Validation.Disabled)}),
 		"compatibility": d.section(fields{
 			"schema1": d.section(fields{"enabled": d.boolean(&c.Compatibility.Schema1.Enabled)}),
@@ -741,47 +742,6 @@ func (d *decoder) auth(n *node, path string) map[string]any {
 	}
 	if len(out) == 0 {
 		return nil
-	}
-	return out
-}
-
-// redisKeys are Distribution v3's redis keys; the values stay as written
-// for the package that opens the connection.
-var redisKeys = map[string]bool{
-	"addrs": true, "db": true, "username": true, "password": true, "dialtimeout": true,
-	"readtimeout": true, "writetimeout": true, "poolsize": true, "tls": true,
-}
-
-var redisTLSKeys = map[string]bool{"certificate": true, "key": true, "clientcas": true}
-
-func (d *decoder) redis(n *node, path string) map[string]any {
-	if n.kind == kindNull {
-		return nil
-	}
-	if n.kind != kindMap {
-		d.fail(n, path, "must be a map, not %s", n.describe())
-		return nil
-	}
-	out := map[string]any{}
-	for _, e := range n.entries {
-		p := join(path, e.key)
-		if !redisKeys[e.key] {
-			d.warnUnknown(e.val, p, keysOf(redisKeys))
-			continue
-		}
-		if e.key == "tls" && e.val.kind == kindMap {
-			tls := map[string]any{}
-			for _, te := range e.val.entries {
-				if !redisTLSKeys[te.key] {
-					d.warnUnknown(te.val, join(p, te.key), keysOf(redisTLSKeys))
-					continue
-				}
-				tls[te.key] = toAny(te.val)
-			}
-			out[e.key] = tls
-			continue
-		}
-		out[e.key] = toAny(e.val)
 	}
 	return out
 }

@@ -56,10 +56,12 @@ type Config struct {
 	// path: string}, with only those keys, type-checked. Nil: no auth.
 	Auth          map[string]any
 	Notifications Notifications
-	// Redis is Distribution v3's redis section (addrs, db, username,
-	// password, dialtimeout, readtimeout, writetimeout, poolsize, tls),
-	// values as written. Nil when absent.
-	Redis         map[string]any
+	// Redis is Distribution v3's redis section, typed (redis.go). Nil
+	// when absent.
+	Redis *Redis
+	// Cluster is regctl.cluster (cluster.go), a section of regctl's own
+	// that Distribution ignores.
+	Cluster       Cluster
 	Validation    Validation
 	Compatibility Compatibility
 }

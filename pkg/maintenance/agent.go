@@ -67,8 +67,20 @@ type Agent struct {
 	failures int  // lease reads failed in a row
 	waiting  bool // logged that writes in flight hold the ack back
 	hbFailed bool
-	expired  string // id of the expired lease already logged
+	expired  string    // id of the expired lease already logged
+	pruned   time.Time // last PruneNodes (prune.go)
+	lastRead time.Time // last successful read of the lease
+	lastBeat time.Time // LastSeen of the last heartbeat written
 }
+
+// causeUnheard: the node's heartbeat has not been written for so long
+// that jobs are about to count it as gone and stop waiting for it; it
+// must not write while a job may run unseen.
+const causeUnheard = "unheard"
+
+// unheardAfter is how long after its last heartbeat written a node stops
+// taking writes: half an interval before readers count it gone.
+func unheardAfter(iv time.Duration) time.Duration { return GoneAfter*iv - iv/2 }
 
 func (a *Agent) interval() time.Duration {
 	if a.Interval <= 0 {
@@ -88,16 +100,31 @@ func (a *Agent) log() *slog.Logger {
 // daemon runs one before it accepts connections, so that a job already
 // running finds it read-only from its first request.
 func (a *Agent) Tick(ctx context.Context) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	iv := a.interval()
 	// Storage calls are bounded by the interval, so an unreachable
-	// storage counts as failures at the heartbeat's pace.
+	// storage counts as failures at the heartbeat's pace. The read runs
+	// unlocked, so that Run's watchdog can fail closed meanwhile.
 	rctx, cancel := context.WithTimeout(ctx, iv)
 	info, corrupt, err := readLease(rctx, a.Driver)
 	cancel()
-	if ctx.Err() != nil {
+	n, ok := a.apply(ctx, info, corrupt, err)
+	if !ok {
 		return
+	}
+	// The heartbeat write runs unlocked too, for the watchdog.
+	werr := a.writeHeartbeat(ctx, n)
+	a.mu.Lock()
+	a.heartbeatDone(ctx, n, werr)
+	a.mu.Unlock()
+}
+
+// apply switches maintenance to match what the lease read found and
+// returns the heartbeat to write; false when ctx has ended.
+func (a *Agent) apply(ctx context.Context, info LeaseInfo, corrupt bool, err error) (Node, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ctx.Err() != nil {
+		return Node{}, false
 	}
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -129,10 +156,11 @@ func (a *Agent) Tick(ctx context.Context) {
 		a.readable()
 		a.enter(ctx, "lease:"+info.ID, info.Reason+" by "+info.Holder, &info)
 	}
-	a.heartbeat(ctx)
+	return a.heartbeatNode(), true
 }
 
 func (a *Agent) readable() {
+	a.lastRead = time.Now()
 	if a.failures >= GoneAfter {
 		a.log().Info("the maintenance lease can be read again", "after_failures", a.failures)
 	}
@@ -173,9 +201,15 @@ func (a *Agent) enter(ctx context.Context, cause, reason string, l *LeaseInfo) {
 
 // leave ends maintenance, if it is on.
 func (a *Agent) leave() {
-	if a.cause == "" {
+	if a.cause == "" || a.cause == causeUnheard {
+		// Unheard ends with a heartbeat written (heartbeatDone).
 		return
 	}
+	a.end()
+}
+
+// end ends maintenance whatever its cause.
+func (a *Agent) end() {
 	a.Server.ClearMaintenance()
 	a.cause, a.reason, a.ack, a.waiting = "", "", "", false
 	if a.Server.ReadOnly() {
@@ -185,7 +219,8 @@ func (a *Agent) leave() {
 	}
 }
 
-func (a *Agent) heartbeat(ctx context.Context) {
+// heartbeatNode is the heartbeat to write now.
+func (a *Agent) heartbeatNode() Node {
 	n := a.Node
 	var why []string
 	if a.Server.ReadOnly() {
@@ -198,9 +233,17 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	n.MaintenanceAck = a.ack
 	n.IntervalMS = a.interval().Milliseconds()
 	n.LastSeen = time.Now()
+	return n
+}
+
+func (a *Agent) writeHeartbeat(ctx context.Context, n Node) error {
 	hctx, cancel := context.WithTimeout(ctx, a.interval())
-	err := Heartbeat(hctx, a.Driver, n)
-	cancel()
+	defer cancel()
+	return Heartbeat(hctx, a.Driver, n)
+}
+
+// heartbeatDone records a heartbeat write's outcome.
+func (a *Agent) heartbeatDone(ctx context.Context, n Node, err error) {
 	switch {
 	case err != nil && ctx.Err() == nil && !a.hbFailed:
 		a.hbFailed = true
@@ -208,6 +251,13 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	case err == nil && a.hbFailed:
 		a.hbFailed = false
 		a.log().Info("heartbeat written again")
+	}
+	if err != nil {
+		return
+	}
+	a.lastBeat = n.LastSeen
+	if a.cause == causeUnheard {
+		a.end()
 	}
 }
 
@@ -217,6 +267,9 @@ func (a *Agent) heartbeat(ctx context.Context) {
 func (a *Agent) Run(ctx context.Context) {
 	t := time.NewTicker(a.interval())
 	defer t.Stop()
+	wctx, stopWatchdog := context.WithCancel(ctx)
+	defer stopWatchdog()
+	go a.watchdog(wctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -228,6 +281,44 @@ func (a *Agent) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			a.Tick(ctx)
+			a.prune(ctx)
 		}
+	}
+}
+
+// watchdog fails closed on time, not only on failed reads: once the
+// lease has not been read for GoneAfter intervals, writes stop, even
+// while a read is still hanging (each may take an interval to time out,
+// so counting failures alone takes longer). Tick ends it once the lease
+// reads again.
+func (a *Agent) watchdog(ctx context.Context) {
+	iv := a.interval()
+	t := time.NewTicker(max(iv/10, 10*time.Millisecond))
+	defer t.Stop()
+	a.mu.Lock()
+	if a.lastRead.IsZero() {
+		a.lastRead = time.Now()
+	}
+	if a.lastBeat.IsZero() {
+		a.lastBeat = time.Now()
+	}
+	a.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		if since := time.Since(a.lastRead); a.cause == "" && since >= GoneAfter*iv {
+			a.failures = max(a.failures, GoneAfter)
+			a.log().Error("cannot read the maintenance lease: refusing writes until it can be read", "unread_for", since.Round(time.Millisecond))
+			a.enter(ctx, "unreadable", "the maintenance lease cannot be read (is the storage reachable?)", nil)
+		}
+		if since := time.Since(a.lastBeat); a.cause == "" && since >= unheardAfter(iv) {
+			a.log().Error("this node's heartbeat has not been written: refusing writes, since maintenance jobs are about to count it as gone", "unwritten_for", since.Round(time.Millisecond))
+			a.enter(ctx, causeUnheard, "this node's heartbeat cannot be written (is the storage reachable?)", nil)
+		}
+		a.mu.Unlock()
 	}
 }

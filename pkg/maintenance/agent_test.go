@@ -32,14 +32,14 @@ func TestAgentTick(t *testing.T) {
 		srv := &fakeServer{}
 		log, logs := newLog()
 		flaky := &failingReads{Driver: d}
-		a := &Agent{Driver: flaky, Server: srv, Node: LocalNode("node-1", "127.0.0.1:5000", "test"), Interval: 100 * time.Millisecond, Log: log}
+		a := &Agent{Driver: flaky, Server: srv, Node: LocalNode("node-1", "127.0.0.1:5000", "test"), Interval: 400 * time.Millisecond, Log: log}
 
 		a.Tick(ctx)
 		if on, _ := srv.state(); on {
 			t.Fatal("maintenance on with no lease")
 		}
 		hb := heartbeatOf(t, d, "node-1")
-		if hb.ReadOnly || hb.MaintenanceAck != "" || hb.Addr != "127.0.0.1:5000" || hb.IntervalMS != 100 {
+		if hb.ReadOnly || hb.MaintenanceAck != "" || hb.Addr != "127.0.0.1:5000" || hb.IntervalMS != 400 {
 			t.Fatalf("heartbeat with no lease: %+v", hb.Node)
 		}
 
@@ -152,7 +152,7 @@ func TestAgentRun(t *testing.T) {
 	onDrivers(t, func(t *testing.T, d storage.Driver) {
 		ctx := t.Context()
 		srv := &fakeServer{}
-		const iv = 50 * time.Millisecond
+		const iv = 300 * time.Millisecond // shorter beats flake on a loaded machine
 		a := &Agent{Driver: d, Server: srv, Node: LocalNode(NewNodeID(), "", "test"), Interval: iv}
 		a.Tick(ctx)
 		runCtx, stop := context.WithCancel(ctx)

@@ -132,18 +132,36 @@ func (f *fakeServer) WaitWritesIdle(ctx context.Context) error {
 	}
 }
 
-// failingReads wraps a driver whose GetContent fails while fail is set:
-// an unreachable bucket.
+// failingReads wraps a driver whose GetContent fails while fail is set
+// (an unreachable bucket), and whose PutContent fails while failWrites is
+// (credentials that cannot write).
 type failingReads struct {
 	storage.Driver
-	mu   sync.Mutex
-	fail bool
+	mu         sync.Mutex
+	fail       bool
+	failWrites bool
 }
 
 func (f *failingReads) setFail(on bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.fail = on
+}
+
+func (f *failingReads) setFailWrites(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failWrites = on
+}
+
+func (f *failingReads) PutContent(ctx context.Context, p string, b []byte) error {
+	f.mu.Lock()
+	fail := f.failWrites
+	f.mu.Unlock()
+	if fail {
+		return errors.New("access denied")
+	}
+	return f.Driver.PutContent(ctx, p, b)
 }
 
 func (f *failingReads) GetContent(ctx context.Context, p string) ([]byte, error) {

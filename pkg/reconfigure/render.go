@@ -68,6 +68,10 @@ func Render(l *Loaded, sec RegistrySecrets) ([]File, []Dir, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	redis, err := renderRedis(s.Registry.Redis)
+	if err != nil {
+		return nil, nil, err
+	}
 	config, err := execute("config.yml.tmpl", map[string]any{
 		"Settings":            l.Path,
 		"LogLevel":            s.Registry.LogLevel,
@@ -84,6 +88,8 @@ func Render(l *Loaded, sec RegistrySecrets) ([]File, []Dir, error) {
 		"Validation":          s.Registry.ValidationEnabled,
 		"Schema1":             s.Registry.CompatibilitySchema1Enabled,
 		"Notifications":       notifs,
+		"Redis":               redis,
+		"Cluster":             clusterSection(s.Registry.Cluster),
 	})
 	if err != nil {
 		return nil, nil, err

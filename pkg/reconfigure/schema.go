@@ -106,6 +106,8 @@ func settingsSchema() *node {
 	root := schemaOf(reflect.TypeOf(Settings{}))
 	root.fields["registry"].fields["storage"] = storageSchema()
 	root.fields["migration"].fields["s3"] = s3Schema()
+	root.fields["registry"].fields["redis"] = redisSchema()
+	root.fields["registry"].fields["cluster"].fields["heartbeat"] = leaf(kDuration)
 	// Durations are strings in the struct; say so in the schema.
 	ep := root.fields["registry"].fields["notifications"].elem
 	ep.fields["timeout"] = leaf(kDuration)

@@ -45,6 +45,9 @@ type Registry struct {
 	Storage         map[string]any  `toml:"storage"`
 	Notifications   []Notification  `toml:"notifications"`
 	CleanupPolicies []CleanupPolicy `toml:"cleanup_policies"`
+	// Cluster and Redis: several nodes on one storage (cluster.go).
+	Cluster Cluster        `toml:"cluster"`
+	Redis   map[string]any `toml:"redis"`
 }
 
 // Notification is one [[registry.notifications]] endpoint.
@@ -108,6 +111,7 @@ func Defaults() Settings {
 			LogLevel:                   "info",
 			LogFormatter:               "text",
 			HealthStoragedriverEnabled: true,
+			Cluster:                    Cluster{Enabled: true, Heartbeat: "2s"},
 		},
 		GitlabRails: GitlabRails{
 			RegistryEnabled:                          true,

@@ -34,6 +34,7 @@ func validate(l *Loaded, ps *problems) {
 
 	r := &s.Registry
 	checkAddr(ps, r.RegistryHTTPAddr, "registry", "registry_http_addr")
+	validateCluster(ps, r)
 	if r.DebugAddr != "" {
 		checkAddr(ps, r.DebugAddr, "registry", "debug_addr")
 	}
@@ -159,8 +160,8 @@ func validateStorage(ps *problems, st map[string]any, path []string) {
 		}
 	}
 	if c, ok := st["cache"].(map[string]any); ok {
-		if bd, ok := c["blobdescriptor"].(string); ok && bd != "inmemory" {
-			ps.add(append(path, "cache", "blobdescriptor"), "%q is not supported: use \"inmemory\" (a shared redis cache comes with cluster mode)", bd)
+		if bd, ok := c["blobdescriptor"].(string); ok && bd != "inmemory" && bd != "redis" {
+			ps.add(append(path, "cache", "blobdescriptor"), "%q is not supported: use \"inmemory\" or \"redis\" (with [registry.redis])", bd)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"regctl/pkg/blobcache"
 	"regctl/pkg/notify"
 	"regctl/pkg/storage"
 )
@@ -28,7 +29,7 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 	if err != nil {
 		return err
 	}
-	size, err := s.repoBlobSize(ctx, name, d)
+	size, err := s.cachedRepoBlobSize(ctx, name, d)
 	if err != nil {
 		return notFound(err, http.StatusNotFound, CodeBlobUnknown, "blob unknown to registry")
 	}
@@ -165,6 +166,9 @@ func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request, name, ref st
 	link := storage.LayerLinkPath(name, d)
 	if _, err := s.readLink(ctx, link); err != nil {
 		return notFound(err, http.StatusNotFound, CodeBlobUnknown, "blob unknown to registry")
+	}
+	if err := s.invalidate(ctx, blobcache.LayerKey(name, d)); err != nil {
+		return err
 	}
 	// Remove the link's folder, not just the file, so no empty
 	// _layers/<alg>/<hex>/ is left behind; Distribution reads either

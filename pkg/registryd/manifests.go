@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"regctl/pkg/blobcache"
 	"regctl/pkg/notify"
 	"regctl/pkg/storage"
 )
@@ -482,16 +483,8 @@ func (s *Server) resolveReference(ctx context.Context, name, ref string) (digest
 // getManifest serves GET and HEAD of a manifest.
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref string) error {
 	ctx := r.Context()
-	d, err := s.resolveReference(ctx, name, ref)
+	d, body, err := s.manifestForGet(ctx, name, ref)
 	if err != nil {
-		return err
-	}
-	body, err := s.driver.GetContent(ctx, storage.BlobDataPath(d))
-	if errors.Is(err, storage.ErrNotFound) {
-		// Linked but its data is gone (a garbage collection raced a push).
-		s.log.Warn("manifest revision has no data", "repository", name, "digest", d)
-		return s.manifestUnknown(ctx, name, ref)
-	} else if err != nil {
 		return err
 	}
 	mt, err := s.mediaTypes.of(body)
@@ -645,6 +638,9 @@ func (s *Server) deleteRevision(ctx context.Context, name, ref string) error {
 		return err
 	}
 
+	if err := s.invalidate(ctx, blobcache.ManifestKey(name, d)); err != nil {
+		return err
+	}
 	if err := s.driver.Delete(ctx, storage.ManifestRevisionDir(name, d)); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("deleting manifest %s: %w", d, err)
 	}

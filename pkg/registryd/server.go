@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"regctl/pkg/auth"
+	"regctl/pkg/blobcache"
 	"regctl/pkg/notify"
 	"regctl/pkg/storage"
 )
@@ -45,6 +46,8 @@ type Options struct {
 	Notifier Notifier
 	// Observer sees every finished request (metrics); nil: none.
 	Observer Observer
+	// Cache is the shared blob descriptor cache (cache.go); nil for none.
+	Cache blobcache.Cache
 }
 
 // Server serves the registry API. Create it with New.

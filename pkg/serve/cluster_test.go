@@ -45,10 +45,19 @@ type testDaemon struct {
 
 func startDaemon(t *testing.T, root string, interval time.Duration) *testDaemon {
 	t.Helper()
+	return startDaemonWith(t, root, interval, nil)
+}
+
+// startDaemonWith is startDaemon with a chance to edit the config.
+func startDaemonWith(t *testing.T, root string, interval time.Duration, edit func(*distconfig.Config)) *testDaemon {
+	t.Helper()
 	cfg := distconfig.Default(root)
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.HTTP.DrainTimeout = 5 * time.Second
 	cfg.Storage.UploadPurging.Enabled = false
+	if edit != nil {
+		edit(cfg)
+	}
 	logs := &syncBuffer{}
 	d, err := NewDaemon(cfg, "", slog.New(slog.NewTextHandler(logs, nil)), nil)
 	if err != nil {

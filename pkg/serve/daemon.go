@@ -34,7 +34,8 @@ type Daemon struct {
 	ConfigPath string // "" for the embedded default
 	// HeartbeatInterval is how often the daemon reads the maintenance
 	// lease and writes its heartbeat into the storage:
-	// REGCTL_CLUSTER_HEARTBEAT, else maintenance.DefaultHeartbeat.
+	// REGCTL_CLUSTER_HEARTBEAT, else regctl.cluster.heartbeat, else
+	// maintenance.DefaultHeartbeat.
 	// Set it before Run.
 	HeartbeatInterval time.Duration
 	// Version goes into the heartbeat; the build's module version when
@@ -89,7 +90,11 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		driver = mx.Driver(driver)
 		observer = mx
 	}
-	heartbeat, err := maintenance.HeartbeatFromEnv()
+	cache, err := OpenCache(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	heartbeat, err := ClusterHeartbeat(cfg.Cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +122,7 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		RedirectDisabled: cfg.Storage.RedirectDisabled,
 		Headers:          cfg.HTTP.Headers,
 		RelativeURLs:     cfg.HTTP.RelativeURLs,
+		Cache:            cache,
 	})
 	return &Daemon{
 		ConfigPath: configPath, HeartbeatInterval: heartbeat, nodeID: maintenance.NewNodeID(),
@@ -301,30 +307,9 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
-	// Cluster maintenance: the first round runs before the first
-	// request (and the first upload purge), so a job that holds the
-	// lease already never sees this node write. The agent stops, and
-	// removes the heartbeat, only after the last request has drained
-	// (the deferred stop runs after Shutdown), so a job keeps waiting
-	// for this node until then.
-	agent := &maintenance.Agent{
-		Driver:   d.server.Driver(),
-		Server:   d.server,
-		Node:     maintenance.LocalNode(d.nodeID, ln.Addr().String(), d.version()),
-		Interval: d.HeartbeatInterval,
-		Log:      d.log,
-	}
-	agent.Tick(ctx)
-	agentCtx, stopAgent := context.WithCancel(context.Background())
-	agentDone := make(chan struct{})
-	go func() {
-		defer close(agentDone)
-		agent.Run(agentCtx)
-	}()
-	defer func() {
-		stopAgent()
-		<-agentDone
-	}()
+	stopAgent := d.startAgent(ctx, ln.Addr().String())
+	// Deferred: runs after Shutdown has drained the requests.
+	defer stopAgent()
 
 	purge := d.cfg.Storage.UploadPurging
 	bg, stopBG := context.WithCancel(context.Background())

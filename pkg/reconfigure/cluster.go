@@ -1,0 +1,99 @@
+package reconfigure
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Cluster is [registry.cluster]: regctl serve nodes sharing one storage
+// coordinate through heartbeats and a maintenance lease in it.
+type Cluster struct {
+	// Enabled: heartbeats and lease polling (default true). Off only for
+	// a node whose storage credentials cannot write.
+	Enabled bool `toml:"enabled"`
+	// Heartbeat is how often each node reads the lease and writes its
+	// heartbeat (default "2s"); read-only takes effect within it.
+	Heartbeat string `toml:"heartbeat"`
+}
+
+// redisSchema is [registry.redis]: Distribution v3's redis section.
+func redisSchema() *node {
+	n := table(map[string]*node{
+		"addrs": leaf(kStringList), "clientname": leaf(kString), "db": leaf(kInt), "protocol": leaf(kInt),
+		"username": leaf(kString), "password": leaf(kString),
+		"sentinelusername": leaf(kString), "sentinelpassword": leaf(kString), "mastername": leaf(kString),
+		"maxretries": leaf(kInt), "minretrybackoff": leaf(kDuration), "maxretrybackoff": leaf(kDuration),
+		"dialtimeout": leaf(kDuration), "readtimeout": leaf(kDuration), "writetimeout": leaf(kDuration),
+		"contexttimeoutenabled": leaf(kBool), "poolfifo": leaf(kBool), "poolsize": leaf(kInt),
+		"pooltimeout": leaf(kDuration), "minidleconns": leaf(kInt), "maxidleconns": leaf(kInt),
+		"maxactiveconns": leaf(kInt), "connmaxidletime": leaf(kDuration), "connmaxlifetime": leaf(kDuration),
+		"maxredirects": leaf(kInt), "readonly": leaf(kBool), "routebylatency": leaf(kBool),
+		"routerandomly": leaf(kBool), "disableidentity": leaf(kBool), "identitysuffix": leaf(kString),
+		"unstableresp3": leaf(kBool),
+		"tls": table(map[string]*node{
+			"certificate": leaf(kString), "key": leaf(kString), "rootcas": leaf(kStringList),
+		}),
+	})
+	return n
+}
+
+// minHeartbeat: shorter intervals cost a storage write per node each
+// time, and flake on a loaded machine.
+const minHeartbeat = 100 * time.Millisecond
+
+func validateCluster(ps *problems, r *Registry) {
+	if hb, err := time.ParseDuration(r.Cluster.Heartbeat); err == nil && hb < minHeartbeat {
+		ps.add([]string{"registry", "cluster", "heartbeat"}, "%q is too short: use at least %s (the default is 2s)", r.Cluster.Heartbeat, minHeartbeat)
+	}
+	cache, _ := r.Storage["cache"].(map[string]any)
+	useRedis := cache != nil && cache["blobdescriptor"] == "redis"
+	addrs, _ := r.Redis["addrs"].([]any)
+	if useRedis && len(addrs) == 0 {
+		ps.add([]string{"registry", "storage", "cache", "blobdescriptor"}, "is \"redis\" but [registry.redis] sets no addrs: add addrs = [\"host:6379\"]")
+	}
+	for i, a := range addrs {
+		s, _ := a.(string)
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			ps.add([]string{"registry", "redis", "addrs"}, "addrs[%d] %q must be host:port", i, s)
+		}
+	}
+	for _, k := range []string{"db", "poolsize", "minidleconns", "maxidleconns", "maxactiveconns", "maxretries", "maxredirects"} {
+		if n, ok := r.Redis[k].(int64); ok && n < 0 {
+			ps.add([]string{"registry", "redis", k}, "must not be negative")
+		}
+	}
+	if p, ok := r.Redis["protocol"].(int64); ok && p != 2 && p != 3 {
+		ps.add([]string{"registry", "redis", "protocol"}, "must be 2 or 3, not %d", p)
+	}
+	if tls, ok := r.Redis["tls"].(map[string]any); ok {
+		_, cert := tls["certificate"]
+		_, key := tls["key"]
+		if cert != key {
+			ps.add([]string{"registry", "redis", "tls"}, "certificate and key go together: set both for a client certificate, or neither")
+		}
+	}
+}
+
+// renderRedis is the redis section of config.yml, or "" when unset.
+func renderRedis(r map[string]any) (string, error) {
+	if len(r) == 0 {
+		return "", nil
+	}
+	b, err := yaml.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("render redis: %w", err)
+	}
+	return string(b), nil
+}
+
+// clusterSection is what config.yml gets for [registry.cluster]: nil
+// (no section) when it is the default, which the daemon assumes anyway.
+func clusterSection(c Cluster) *Cluster {
+	if c == Defaults().Registry.Cluster {
+		return nil
+	}
+	return &c
+}

@@ -1,0 +1,54 @@
+package serve
+
+import (
+	"context"
+	"os"
+
+	"time"
+
+	"regctl/pkg/distconfig"
+	"regctl/pkg/maintenance"
+)
+
+// ClusterHeartbeat is the heartbeat interval: REGCTL_CLUSTER_HEARTBEAT
+// (an override for tests), else regctl.cluster.heartbeat, else
+// maintenance.DefaultHeartbeat.
+func ClusterHeartbeat(c distconfig.Cluster) (time.Duration, error) {
+	if os.Getenv(maintenance.HeartbeatEnv) == "" && c.Heartbeat > 0 {
+		return c.Heartbeat, nil
+	}
+	return maintenance.HeartbeatFromEnv()
+}
+
+// startAgent runs the cluster maintenance agent, unless
+// regctl.cluster.enabled is false, and returns what stops it.
+//
+// The first round runs before the first request (and the first upload
+// purge), so a job that holds the lease already never sees this node
+// write. Call the returned stop only after the last request has drained,
+// so a job keeps waiting for this node until then; it removes the
+// heartbeat.
+func (d *Daemon) startAgent(ctx context.Context, addr string) (stop func()) {
+	if d.cfg.Cluster.Disabled {
+		d.log.Warn("regctl.cluster.enabled is false: no heartbeat, no maintenance lease; garbage collection will not see this node, so make it read-only by hand first")
+		return func() {}
+	}
+	agent := &maintenance.Agent{
+		Driver:   d.server.Driver(),
+		Server:   d.server,
+		Node:     maintenance.LocalNode(d.nodeID, addr, d.version()),
+		Interval: d.HeartbeatInterval,
+		Log:      d.log,
+	}
+	agent.Tick(ctx)
+	agentCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		agent.Run(agentCtx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
