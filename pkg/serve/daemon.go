@@ -239,16 +239,12 @@ func (d *Daemon) Reload() error {
 		d.log.Info("read-only mode changed", "read_only", cfg.Storage.ReadOnly)
 	}
 	if d.level != nil && cfg.Log.Level != d.cfg.Log.Level {
-		// Said at the more verbose of the two levels, so the line shows
-		// whichever way the level moves.
+		// The level is set first, so no line after this one slips out at
+		// the old level; the line itself is said at the new level (info
+		// at least), so it shows whichever way the level moves.
 		next := LogLevel(cfg.Log.Level)
-		if next > d.level.Level() {
-			d.log.Info("log level changed", "level", cfg.Log.Level)
-			d.level.Set(next)
-		} else {
-			d.level.Set(next)
-			d.log.Info("log level changed", "level", cfg.Log.Level)
-		}
+		d.level.Set(next)
+		d.log.Log(context.Background(), max(next, slog.LevelInfo), "log level changed", "level", cfg.Log.Level)
 	}
 	if reasons := RestartReasons(d.cfg, cfg); len(reasons) > 0 {
 		// d.cfg keeps what runs, so the warning repeats until a restart.
