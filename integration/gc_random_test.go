@@ -772,16 +772,7 @@ func (s *gcScenario) pullManifest(repo, ref string, m *modelManifest) {
 func (s *gcScenario) pullImage(repo string, d v1.Hash) {
 	t := s.t
 	t.Helper()
-	img, err := remote.Image(mustRef(t, s.ref(repo, d.String())))
-	if err == nil {
-		_, err = img.RawConfigFile()
-	}
-	if err == nil {
-		err = pullAllLayers(img)
-	}
-	if err != nil {
-		t.Errorf("pull %s@%s: %v", repo, d, err)
-	}
+	pullComplete(t, s.ref(repo, d.String()))
 }
 
 // repush pushes every collected manifest again, by digest, and pulls it.
