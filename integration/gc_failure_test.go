@@ -2,10 +2,12 @@ package integration
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -212,5 +214,51 @@ func pullComplete(t *testing.T, ref string) {
 	}
 	if err != nil {
 		t.Errorf("pull %s: %v", ref, err)
+	}
+}
+
+// TestGarbageCollectProgressOnTerminal: with stderr on a terminal, the
+// command draws a progress line per phase, each ending complete; the
+// summary on stdout (a pipe) keeps the plain layout.
+func TestGarbageCollectProgressOnTerminal(t *testing.T) {
+	d := startGCDaemon(t)
+	d.push(t, "team/app:v1", randomImage(t, 1024, 2))
+	d.push(t, "team/app:v1", randomImage(t, 1024, 2))
+	pty, tty := testtools.OpenPTY(t)
+	drawn := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(pty)
+		drawn <- string(b)
+	}()
+	cmd := exec.Command(regctlBinary(t), "registry-garbage-collect", "-m", d.config)
+	cmd.Env = cleanEnv(gcHeartbeat, "TERM=xterm")
+	var stdout strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, tty
+	err := cmd.Run()
+	tty.Close()
+	got := <-drawn
+	if err != nil {
+		t.Fatalf("registry-garbage-collect -m: %v\nstdout:\n%s\nterminal:\n%q", err, stdout.String(), got)
+	}
+	lines := strings.Split(strings.TrimSuffix(got, "\r\n"), "\r\n")
+	var phases []string
+	for _, l := range lines {
+		draws := strings.Split(l, "\r\x1b[K")
+		if len(draws) < 2 {
+			continue // not a progress line
+		}
+		last := draws[len(draws)-1]
+		phase, _, _ := strings.Cut(last, " ")
+		phases = append(phases, phase)
+		if !strings.Contains(last, "100%") {
+			t.Errorf("phase %s ends incomplete: %q", phase, last)
+		}
+	}
+	want := []string{"scan", "read", "mark", "delete-manifests", "delete-layer-links", "delete-blobs"}
+	if !slices.Equal(phases, want) {
+		t.Errorf("progress lines for phases %v, want %v\nterminal:\n%q", phases, want, got)
+	}
+	if !strings.Contains(stdout.String(), "\nrepositories:") {
+		t.Errorf("the summary on a pipe is not in the plain layout:\n%s", stdout.String())
 	}
 }
