@@ -48,28 +48,36 @@ import (
 // link is left to a deleted blob; a dry run changes no file).
 //
 // Each seed is a subtest named after it. REGCTL_GC_SEEDS="7,12" runs
-// those seeds on the filesystem instead of the default ones.
+// those seeds instead of the default ones.
 
 // gcHeartbeat is the daemons' and the command's heartbeat: long enough
 // for a loaded machine, short enough for a few seconds a seed.
 const gcHeartbeat = "REGCTL_CLUSTER_HEARTBEAT=300ms"
 
+// gcSeeds is REGCTL_GC_SEEDS when set, else defaults.
+func gcSeeds(t *testing.T, defaults ...uint64) []uint64 {
+	s := os.Getenv("REGCTL_GC_SEEDS")
+	if s == "" {
+		return defaults
+	}
+	var seeds []uint64
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+		if err != nil {
+			t.Fatalf("REGCTL_GC_SEEDS: %v", err)
+		}
+		seeds = append(seeds, n)
+	}
+	return seeds
+}
+
 func TestGarbageCollectRandomFilesystem(t *testing.T) {
+	// Three fixed seeds, and one that changes from run to run.
 	seeds := []uint64{1, 2, 3, uint64(time.Now().UnixNano() % 100000)}
 	if testing.Short() {
 		seeds = seeds[:2]
 	}
-	if s := os.Getenv("REGCTL_GC_SEEDS"); s != "" {
-		seeds = nil
-		for _, f := range strings.Split(s, ",") {
-			n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
-			if err != nil {
-				t.Fatalf("REGCTL_GC_SEEDS: %v", err)
-			}
-			seeds = append(seeds, n)
-		}
-	}
-	for _, seed := range seeds {
+	for _, seed := range gcSeeds(t, seeds...) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			t.Parallel()
 			addr := testtools.FreeAddr(t)
@@ -85,7 +93,7 @@ func TestGarbageCollectRandomFilesystem(t *testing.T) {
 
 func TestGarbageCollectRandomS3(t *testing.T) {
 	g := testtools.NewVersityGW(t)
-	for _, seed := range []uint64{101} {
+	for _, seed := range gcSeeds(t, 101) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			n := newS3Node(t, g, g.Bucket(t))
 			runGCScenario(t, seed, n.Addr, n.write(t), s3Driver(t, g, n.Bucket))
