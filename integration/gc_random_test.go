@@ -166,7 +166,8 @@ type gcScenario struct {
 	// pushedTo: every blob (manifests included) and the repositories it
 	// was pushed to, for the 404 checks.
 	pushedTo map[v1.Hash]map[string]bool
-	// gone: manifests a collection deleted, for repush.
+	// gone: manifests deleted through the API or by a collection, for
+	// repush.
 	gone []goneManifest
 }
 
@@ -407,6 +408,7 @@ func (s *gcScenario) fill(n int) {
 			if err := remote.Delete(mustRef(s.t, s.ref(repo, d.String()))); err != nil {
 				s.t.Fatalf("delete %s@%s: %v", repo, d, err)
 			}
+			s.gone = append(s.gone, goneManifest{repo, r.manifests[d]})
 			delete(r.manifests, d)
 			for t, td := range r.tags {
 				if td == d {
@@ -783,7 +785,8 @@ func (s *gcScenario) pullImage(repo string, d v1.Hash) {
 	pullComplete(t, s.ref(repo, d.String()))
 }
 
-// repush pushes every collected manifest again, by digest, and pulls it.
+// repush pushes every deleted manifest again, by digest, and pulls it:
+// a push must not skip a blob the daemon wrongly says it has.
 func (s *gcScenario) repush() {
 	if len(s.gone) == 0 {
 		s.t.Errorf("no manifest was collected: the scenario tests nothing")
