@@ -1,24 +1,192 @@
 #!/usr/bin/env bash
-# bench/gc.sh: regctl's garbage collector against CNCF Distribution v3.1.2's
-# `registry garbage-collect` on identical copies of one registry, on the
-# filesystem and on S3 (versitygw), in one run. The registry is shaped like
-# DESIGN.md's measurement: repositories x 10 tags x 4 pushes, shared base
-# layers, multi-arch indexes and signatures (written straight into the
-# storage layout, not through the HTTP API).
+# bench/gc.sh: `regctl registry-garbage-collect` against CNCF Distribution
+# v3.1.2's `registry garbage-collect`, on identical copies of one registry,
+# on the filesystem and on S3 (versitygw), side by side in one run.
 #
-#   bash bench/gc.sh [REPOS_FS] [REPOS_S3]     # defaults 200 (about 120k files) and 50
+# The registry is built through the HTTP API: bench/gcbench pushes to a
+# `regctl serve` REPOS repositories x 10 tags x 4 pushes (overwritten
+# tags, two-platform indexes, layers shared by every repository, cosign
+# signatures pushed by digest). `regctl migrate-storage` then copies that
+# root into a versitygw bucket, so both storages hold the same data.
 #
-# Compare the printed ratios; the machine is small and noisy.
+#   bash bench/gc.sh [REPOS]     # default 200: DESIGN.md's ~120k files, ~1 GB
+#   bash bench/gc.sh 10          # a smoke run of a minute or two
+#
+# Environment:
+#   S3=1        0 skips S3 (Distribution needs minutes there: about 2 s per
+#               repository and run at full size)
+#   REAL=1      0 skips the real -m runs (on fresh identical copies); the
+#               dry runs, with and without -m, always run
+#   C=16        repositories pushed at once
+#
+# Each collector runs on its own copy (dry runs share one: they change
+# nothing). Prints each timing as JSON, then the ratios
+# Distribution / regctl. The machine is small and noisy: run it twice.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
+repos="${1:-200}"
+s3="${S3:-1}"
+real="${REAL:-1}"
+conc="${C:-16}"
 bash scripts/install-tools.sh registry versitygw >/dev/null
-export PATH="$repo/.tools/bin:$PATH"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-echo "== filesystem, ${1:-200} repositories"
-REGCTL_GC_BENCH="$work" REGCTL_GC_BENCH_REPOS="${1:-200}" \
-	go test ./pkg/gc -run '^TestBenchLarge$' -count=1 -v -timeout 60m | grep -vE '^(=== RUN|--- PASS|PASS|ok)'
-echo "== S3 (versitygw), ${2:-50} repositories"
-REGCTL_GC_BENCH_S3=1 REGCTL_GC_BENCH_REPOS="${2:-50}" \
-	go test ./pkg/gc -run '^TestBenchS3$' -count=1 -v -timeout 60m | grep -vE '^(=== RUN|--- PASS|PASS|ok)'
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/bin" "$work/s3"
+go build -o "$work/bin/regctl" .
+go build -o "$work/bin/gcbench" ./bench/gcbench
+regctl="$work/bin/regctl"
+dist="$repo/.tools/bin/registry"
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_up() { # url what
+	for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
+	echo "gc.sh: $2 did not come up" >&2
+	exit 1
+}
+fs_config() { # name root
+	cat >"$work/$1.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $2
+  delete:
+    enabled: true
+YML
+	echo "$work/$1.yml"
+}
+
+# 1. Build the registry through the API.
+port=$(free_port)
+cfg=$(fs_config build "$work/fs/dryrun")
+printf 'http:\n  addr: 127.0.0.1:%s\n' "$port" >>"$cfg"
+"$regctl" serve "$cfg" 2>"$work/serve.log" &
+serve_pid=$!
+pids+=($serve_pid)
+wait_up "http://127.0.0.1:$port/v2/" "regctl serve"
+echo "# $(nproc) cores; pushing $repos repositories x 10 tags x 4 pushes to regctl serve, $conc at once"
+"$work/bin/gcbench" -registry "127.0.0.1:$port" -repos "$repos" -c "$conc" | tee "$work/build.json"
+kill -TERM "$serve_pid"
+wait "$serve_pid" || true
+root="$work/fs/dryrun"
+echo "# $(find "$root" -type f | wc -l) files, $(du -sm "$root" | cut -f1) MiB"
+sync
+
+# measure NAME CMD...: wall seconds, appended to results.jsonl.
+measure() {
+	local name="$1" t0 t1
+	shift
+	sync
+	t0=$(date +%s.%N)
+	if ! "$@" >"$work/$name.out" 2>"$work/$name.err"; then
+		echo "gc.sh: $name failed:" >&2
+		tail -20 "$work/$name.out" "$work/$name.err" >&2
+		exit 1
+	fi
+	t1=$(date +%s.%N)
+	python3 -c 'import json, sys; print(json.dumps({"run": sys.argv[1], "seconds": round(float(sys.argv[3]) - float(sys.argv[2]), 2)}))' \
+		"$name" "$t0" "$t1" | tee -a "$work/results.jsonl"
+}
+# summary FILE: what regctl's -m deleted, from its JSON report.
+summary() {
+	python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["report"]
+print(f"  regctl -m: {r['ManifestsDeleted']} manifests, {r['BlobsDeleted']} blobs ({r['BytesFreed'] / 2**20:.0f} MiB) deleted; {r['ReferrersKept']} referrers kept that Distribution deletes")
+PY
+}
+
+# 2. Filesystem: the dry runs on the built root, then -m on two copies.
+echo "== filesystem"
+dry_cfg=$(fs_config fs-dry "$root")
+for m in "" "-m"; do
+	measure "fs-dist-dry$m" "$dist" garbage-collect --dry-run -q $m "$dry_cfg"
+	measure "fs-regctl-dry$m" "$regctl" registry-garbage-collect --dry-run $m "$dry_cfg"
+done
+if [[ $real == 1 ]]; then
+	cp -a "$root" "$work/fs/dist"
+	cp -a "$root" "$work/fs/regctl"
+	measure "fs-dist-m" "$dist" garbage-collect -q -m "$(fs_config fs-dist "$work/fs/dist")"
+	measure "fs-regctl-m" "$regctl" -o json registry-garbage-collect -m "$(fs_config fs-regctl "$work/fs/regctl")"
+	summary "$work/fs-regctl-m.out"
+fi
+
+# 3. S3: the same root copied into versitygw buckets by migrate-storage.
+if [[ $s3 == 1 ]]; then
+	echo "== S3 (versitygw)"
+	vport=$(free_port)
+	access="bench-root"
+	secret="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+	endpoint="http://127.0.0.1:$vport"
+	ROOT_ACCESS_KEY="$access" ROOT_SECRET_KEY="$secret" \
+		"$repo/.tools/bin/versitygw" --port "127.0.0.1:$vport" --quiet posix "$work/s3" >"$work/versitygw.log" 2>&1 &
+	pids+=($!)
+	wait_up "$endpoint/" versitygw
+	s3_config() { # bucket
+		cat >"$work/s3-$1.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  s3:
+    accesskey: "$access"
+    secretkey: "$secret"
+    region: us-east-1
+    regionendpoint: "$endpoint"
+    bucket: $1
+    forcepathstyle: true
+    secure: false
+  delete:
+    enabled: true
+YML
+		cat >"$work/s3-$1.toml" <<TOML
+[migration.s3]
+accesskey = "$access"
+secretkey = "$secret"
+region = "us-east-1"
+regionendpoint = "$endpoint"
+bucket = "$1"
+pathstyle = true
+TOML
+		mkdir -p "$work/s3/$1"
+		"$regctl" --settings "$work/s3-$1.toml" migrate-storage "$dry_cfg" >"$work/migrate-$1.out" 2>&1 ||
+			{ echo "gc.sh: copying into bucket $1 failed:" >&2; tail -20 "$work/migrate-$1.out" >&2; exit 1; }
+		echo "$work/s3-$1.yml"
+	}
+	s3_dist=$(s3_config gc-dist)
+	s3_regctl="$s3_dist"
+	if [[ $real == 1 ]]; then s3_regctl=$(s3_config gc-regctl); fi
+	for m in "" "-m"; do
+		measure "s3-dist-dry$m" "$dist" garbage-collect --dry-run -q $m "$s3_dist"
+		measure "s3-regctl-dry$m" "$regctl" registry-garbage-collect --dry-run $m "$s3_regctl"
+	done
+	if [[ $real == 1 ]]; then
+		measure "s3-dist-m" "$dist" garbage-collect -q -m "$s3_dist"
+		measure "s3-regctl-m" "$regctl" -o json registry-garbage-collect -m "$s3_regctl"
+		summary "$work/s3-regctl-m.out"
+	fi
+fi
+
+python3 - "$work/results.jsonl" <<'PY'
+import json, sys
+r = {}
+for line in open(sys.argv[1]):
+    x = json.loads(line)
+    r[x["run"]] = x["seconds"]
+print("== Distribution / regctl (wall time; higher is better for regctl)")
+for st in ("fs", "s3"):
+    for run in ("dry", "dry-m", "m"):
+        d, g = r.get(f"{st}-dist-{run}"), r.get(f"{st}-regctl-{run}")
+        if d is None or g is None:
+            continue
+        label = {"dry": "dry run", "dry-m": "dry run -m", "m": "-m (deleting)"}[run]
+        print(f"{st:3s} {label:14s} Distribution {d:8.2f} s   regctl {g:7.2f} s   x{d / g:.1f}")
+PY

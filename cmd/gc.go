@@ -148,7 +148,7 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 		}, collect)
 	}
 	if err != nil {
-		return err
+		return gcFailure(err, ctx.Err() != nil && c.Context().Err() == nil, o.dryRun || res.Report == nil)
 	}
 	if o.json() {
 		return p.JSON(res)
@@ -158,6 +158,20 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 		p.Field("redis cache", fmt.Sprintf("flushed (%d keys)", res.CacheFlushed))
 	}
 	return nil
+}
+
+// gcFailure adds what the user needs to know to a failed run: an
+// interrupted or failed collection deleted only in the safe order, and
+// the daemons take writes again (During released the lease, or says
+// when it expires).
+func gcFailure(err error, interrupted, nothingDeleted bool) error {
+	if interrupted {
+		err = fmt.Errorf("interrupted: %w", err)
+	}
+	if nothingDeleted {
+		return err
+	}
+	return fmt.Errorf("%w\nhint: every tagged image and its referrers are intact; run registry-garbage-collect again to finish", err)
 }
 
 func deletionLine(d gc.Deletion, dryRun bool) string {

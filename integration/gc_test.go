@@ -15,7 +15,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -74,14 +73,7 @@ func TestGarbageCollectWithRunningDaemon(t *testing.T) {
 	dir, addr, settings, env, daemon, tok, opt := site.dir, site.addr, site.settings, site.env, site.daemon, site.token, site.opt
 
 	// v1 is pushed, then overwritten: the first image becomes untagged.
-	old, err := random.Image(1024, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur, err := random.Image(1024, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old, cur := randomImage(t, 1024, 2), randomImage(t, 1024, 2)
 	ref := mustRef(t, addr+"/team/app:v1")
 	for _, img := range []v1.Image{old, cur} {
 		if err := remote.Write(ref, img, opt); err != nil {

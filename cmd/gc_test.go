@@ -1,0 +1,91 @@
+package cmd
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// gcRoot is a storage root holding one blob nothing references and one
+// empty manifest revision link (which CNCF Distribution aborts on), and
+// its config.
+func gcRoot(t *testing.T) (config, blobDir, digest string) {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	sum := sha256.Sum256([]byte("an orphan layer"))
+	h := hex.EncodeToString(sum[:])
+	v2 := filepath.Join(root, "docker", "registry", "v2")
+	blobDir = filepath.Join(v2, "blobs", "sha256", h[:2], h)
+	writeFile(t, filepath.Join(blobDir, "data"), "an orphan layer", 0o644)
+	writeFile(t, filepath.Join(v2, "repositories", "team", "app", "_manifests", "revisions", "sha256", strings.Repeat("ab", 32), "link"), "", 0o644)
+	config = filepath.Join(dir, "config.yml")
+	writeFile(t, config, "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: "+root+"\n", 0o644)
+	return config, blobDir, "sha256:" + h
+}
+
+// A dry run with -v lists what it would delete, reports the corrupt
+// link and goes on, and deletes nothing.
+func TestGCDryRunVerbose(t *testing.T) {
+	config, blobDir, d := gcRoot(t)
+	r := mustCode(t, 0, "registry-garbage-collect", "-d", "-v", config)
+	for _, want := range []string{
+		"would delete blob " + d,
+		"registry-garbage-collect (dry run: nothing deleted)",
+		"would be deleted:", "0 manifests, 1 blobs",
+		"problem", "corrupt-link",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r)
+		}
+	}
+	if _, err := os.Stat(blobDir); err != nil {
+		t.Errorf("the dry run deleted the blob: %v", err)
+	}
+}
+
+// A real run with -o json: the deletions and the report as data, and
+// the blob gone; no daemon runs, so none was switched to read-only.
+func TestGCJSON(t *testing.T) {
+	config, blobDir, d := gcRoot(t)
+	r := mustCode(t, 0, "-o", "json", "registry-garbage-collect", config)
+	var res struct {
+		Report struct {
+			BlobsDeleted int
+			BytesFreed   int64
+			Problems     []struct{ Kind string }
+		} `json:"report"`
+		Deletions []struct{ Kind, Digest string } `json:"deletions"`
+		Daemons   *int                            `json:"daemons_read_only"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r)
+	}
+	if res.Report.BlobsDeleted != 1 || res.Report.BytesFreed != int64(len("an orphan layer")) ||
+		len(res.Deletions) != 1 || res.Deletions[0].Kind != "blob" || res.Deletions[0].Digest != d {
+		t.Errorf("want the orphan blob deleted, got %s", r.stdout)
+	}
+	if len(res.Report.Problems) != 1 || res.Report.Problems[0].Kind != "corrupt-link" {
+		t.Errorf("want the empty link reported, got %+v", res.Report.Problems)
+	}
+	if res.Daemons == nil || *res.Daemons != 0 {
+		t.Errorf("daemons_read_only = %v, want 0", res.Daemons)
+	}
+	if _, err := os.Stat(blobDir); !os.IsNotExist(err) {
+		t.Errorf("the blob is still there: %v", err)
+	}
+}
+
+// In text mode, with no regctl daemon on the storage, the command says
+// that other writers must be read-only.
+func TestGCWarnsAboutOtherWriters(t *testing.T) {
+	config, _, _ := gcRoot(t)
+	r := mustCode(t, 0, "registry-garbage-collect", config)
+	if !strings.Contains(r.stdout, "other writers") || !strings.Contains(r.stdout, "deleted:") {
+		t.Errorf("want the other-writers warning and the summary:\n%s", r)
+	}
+}
