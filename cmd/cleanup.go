@@ -149,6 +149,9 @@ func (o *cleanupOpts) run(c *cobra.Command, args []string) error {
 	opts.Progress = func(done, total int) { progress.Update("repositories", done, total) }
 	rep, err := cleanup.Run(ctx, client, opts)
 	progress.Done()
+	if lost := lockLost(ctx); lost != nil {
+		return lost
+	}
 	if err != nil {
 		return err
 	}
@@ -162,6 +165,15 @@ func (o *cleanupOpts) run(c *cobra.Command, args []string) error {
 	}
 	if !rep.OK() {
 		return silentError{errors.New("registry-cleanup: some repositories were not cleaned")}
+	}
+	return nil
+}
+
+// lockLost is why ctx was cancelled when its run lock was lost (see
+// RunLock.Bind), nil otherwise.
+func lockLost(ctx context.Context) error {
+	if cause := context.Cause(ctx); cause != nil && errors.Is(cause, maintenance.ErrLost) {
+		return cause
 	}
 	return nil
 }

@@ -149,6 +149,9 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 				}
 			},
 		}, collect)
+		if lost := lockLost(ctx); lost != nil {
+			return lost
+		}
 	}
 	if err != nil {
 		return err

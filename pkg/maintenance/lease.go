@@ -259,10 +259,20 @@ func (l *Lease) markLost(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err == nil {
-		l.err = fmt.Errorf("%w: %w", ErrLost, err)
+		l.err = &lostError{what: l.what, err: err}
 		close(l.lost)
 	}
 }
+
+// lostError is Lease.Err: "maintenance lease lost: why", or the same of
+// another lock object; it wraps ErrLost and why.
+type lostError struct {
+	what string
+	err  error
+}
+
+func (e *lostError) Error() string   { return e.what + " lost: " + e.err.Error() }
+func (e *lostError) Unwrap() []error { return []error{ErrLost, e.err} }
 
 // renewLoop rewrites the expiry every ttl/3, retrying sooner after a
 // failure, until Release or until the lease is lost.

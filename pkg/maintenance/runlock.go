@@ -154,7 +154,7 @@ func (r *RunLock) Bind(ctx context.Context) (context.Context, context.CancelFunc
 		go func() {
 			select {
 			case <-lost:
-				cancel(fmt.Errorf("stopped: the %w", r.Err()))
+				cancel(fmt.Errorf("stopped: %w", r.Err()))
 			case <-ctx.Done():
 			}
 		}()

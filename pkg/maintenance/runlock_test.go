@@ -1,6 +1,7 @@
 package maintenance
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -119,6 +120,21 @@ func TestRunLockS3(t *testing.T) {
 	}
 	if took := time.Since(died); took < ttl-100*time.Millisecond {
 		t.Errorf("taken over %s after the holder died, before its ttl %s", took, ttl)
+	}
+	// A lock taken from its holder (deleted here, as a takeover after a
+	// missed renewal would) stops the work bound to it.
+	ctx2, unbind := next.Bind(ctx)
+	defer unbind()
+	if err := hostA.Delete(ctx, RunLockObject); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx2.Done():
+		if cause := context.Cause(ctx2); !errors.Is(cause, ErrLost) || !strings.Contains(cause.Error(), "run lock") {
+			t.Errorf("cause %v", cause)
+		}
+	case <-time.After(ttl + 5*time.Second):
+		t.Fatal("work went on after its run lock was lost")
 	}
 	next.Release()
 }
