@@ -46,7 +46,7 @@ func TestCleanupAndGCRunLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := maintenance.LockRuns(cfg.Storage, "a test")
+	lock, err := maintenance.LockRuns(t.Context(), cfg.Storage, nil, "a test", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,10 +60,10 @@ func TestCleanupAndGCRunLock(t *testing.T) {
 	if r := mustCode(t, 1, "--settings", settings, "registry-cleanup", "--dry-run"); strings.Contains(r.stderr, "another registry-cleanup") {
 		t.Errorf("dry run held by the lock: %s", r)
 	}
-	unlock()
-	unlock2, err := maintenance.LockRuns(cfg.Storage, "again")
+	lock.Release()
+	lock2, err := maintenance.LockRuns(t.Context(), cfg.Storage, nil, "again", 0)
 	if err != nil {
 		t.Fatalf("lock after unlock: %v", err)
 	}
-	unlock2()
+	lock2.Release()
 }

@@ -48,7 +48,7 @@ Other writers (CNCF Distribution, GitLab's registry) must be read-only.`,
 	f.BoolVarP(&o.dryRun, "dry-run", "d", false, "report what would be deleted; delete nothing")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "list every deleted object")
 	f.DurationVar(&o.ackTimeout, "ack-timeout", 2*time.Minute, "how long to wait for running daemons to switch to read-only")
-	f.DurationVar(&o.leaseTTL, "lease-ttl", maintenance.DefaultLeaseTTL, "how long the cluster stays read-only if this run dies without releasing it (renewed every third of it while running)")
+	f.DurationVar(&o.leaseTTL, "lease-ttl", maintenance.DefaultLeaseTTL, "how long the cluster stays read-only, and other runs locked out, if this run dies without releasing (renewed every third of it while running)")
 	return c
 }
 
@@ -122,11 +122,14 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 		err = collect(ctx)
 	} else {
 		// One cleanup or GC at a time on a storage.
-		unlock, lerr := maintenance.LockRuns(tg.cfg.Storage, "registry-garbage-collect")
+		lock, lerr := maintenance.LockRuns(ctx, tg.cfg.Storage, drv, "registry-garbage-collect", o.leaseTTL)
 		if lerr != nil {
 			return lerr
 		}
-		defer unlock()
+		defer releaseRunLock(lock, log)
+		var unbind context.CancelFunc
+		ctx, unbind = lock.Bind(ctx)
+		defer unbind()
 		_, err = maintenance.During(ctx, drv, maintenance.DuringOptions{
 			Holder:     maintenance.Holder("registry-garbage-collect"),
 			Reason:     "garbage collection",
@@ -146,6 +149,9 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 				}
 			},
 		}, collect)
+		if lost := lockLost(ctx); lost != nil {
+			return lost
+		}
 	}
 	if err != nil {
 		return gcFailure(err, ctx.Err() != nil && c.Context().Err() == nil, o.dryRun || res.Report == nil)

@@ -1,12 +1,14 @@
 package integration
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"regctl/internal/testtools"
 )
 
 // TestRegistryCleanupEndToEnd runs registry-cleanup against a running
@@ -128,6 +132,16 @@ older_than = "30d"
 		t.Errorf("the dry run changed the storage")
 	}
 
+	// On a terminal (script(1) gives it one) a progress bar is drawn on
+	// stderr; piped, as above, there is none.
+	if strings.Contains(out, "\x1b[K") {
+		t.Errorf("progress drawn without a terminal:\n%q", out)
+	}
+	tty := onTerminal(t, dir, env, "--settings", settings, "registry-cleanup", "--dry-run")
+	if !strings.Contains(tty, "\r\x1b[Krepositories") || !strings.Contains(tty, "100%  1/1") || !strings.Contains(tty, "dry run: nothing deleted") {
+		t.Errorf("registry-cleanup on a terminal drew no progress:\n%q", tty)
+	}
+
 	// 2. --explain shows the steps and the reasons, with dates.
 	out, code = cleanup("--explain", "team/app")
 	if code != 0 {
@@ -234,6 +248,28 @@ older_than = "30d"
 		t.Errorf("pull release after GC: %v", err)
 	}
 }
+
+// onTerminal runs regctl with a pseudo-terminal as stdin, stdout and
+// stderr, through script(1) (util-linux), and returns what it wrote.
+func onTerminal(t *testing.T, dir string, env []string, args ...string) string {
+	t.Helper()
+	script := testtools.Tool(t, "script") // util-linux
+	quoted := []string{shellQuote(regctlBinary(t))}
+	for _, a := range args {
+		quoted = append(quoted, shellQuote(a))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, "-qefc", strings.Join(quoted, " "), "/dev/null")
+	cmd.Dir, cmd.Env = dir, env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("script regctl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // treeDigest hashes every file's path and content below root.
 func treeDigest(t *testing.T, root string) string {

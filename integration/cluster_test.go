@@ -480,16 +480,25 @@ func TestClusterCrashes(t *testing.T) {
 	})
 }
 
-// TestClusterZeroLoss pushes to all three nodes concurrently while GC
-// runs in a loop for a few rounds. Every tag a client saw accepted must
-// pull completely from every node afterwards. (registry-cleanup is not
-// in this branch; it goes through the API and needs no lease.)
+// TestClusterZeroLoss pushes to all three nodes concurrently while
+// registry-cleanup (through the API of one node, with a policy that
+// deletes tags) and GC -m run in a loop for a few rounds. Afterwards
+// every tag a client saw accepted and no cleanup deleted pulls
+// completely from every node, and every tag a cleanup deleted is gone
+// from every node.
 func TestClusterZeroLoss(t *testing.T) {
 	c := newCluster(t)
 	nodes := []*clusterNode{
 		c.start(t, "a", clusterHeartbeat, nil),
 		c.start(t, "b", clusterHeartbeat, nil),
 		c.start(t, "c", clusterHeartbeat, nil),
+	}
+	// Even tags go, less the newest of each repository (all dates are
+	// equal, so by name).
+	settings := filepath.Join(c.dir, "regctl.toml")
+	if err := os.WriteFile(settings, []byte("data_dir = \"data\"\n[[registry.cleanup_policies]]\nname = \"load\"\n"+
+		"repositories = [\"load/**\"]\nenabled = true\nname_regex = \"t[0-9]*[02468]\"\nkeep_n = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	// A layer every image shares, so pushes skip it (HEAD answered from
 	// the cache) as real clients do.
@@ -530,25 +539,65 @@ func TestClusterZeroLoss(t *testing.T) {
 			}
 		}()
 	}
+	deleted := map[string]bool{}
 	const rounds = 3
 	for r := range rounds {
 		time.Sleep(300 * time.Millisecond)
+		via := nodes[(r+1)%3]
+		// The last GC may have ended a moment ago: the nodes take up to
+		// a heartbeat to accept deletes again.
+		waitWritable(t, 5*time.Second, via)
+		out, code := runRegctl(t, c.dir, c.env(clusterHeartbeat), "--settings", settings, "-o", "json", "registry-cleanup", via.config)
+		if code != 0 {
+			t.Fatalf("registry-cleanup round %d via %s: exit %d\n%s", r+1, via.name, code, out)
+		}
+		var rep struct {
+			Repositories []struct {
+				Name    string   `json:"name"`
+				Deleted []string `json:"deleted"`
+			} `json:"repositories"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("registry-cleanup output (%v):\n%s", err, out)
+		}
+		n := 0
+		for _, rr := range rep.Repositories {
+			for _, tag := range rr.Deleted {
+				deleted[rr.Name+":"+tag] = true
+				n++
+			}
+		}
 		res := c.gc(t, nodes[r%3])
-		t.Logf("GC round %d from %s: %d manifests, %d blobs deleted, %d cache keys flushed", r+1, nodes[r%3].name, res.Report.ManifestsDeleted, res.Report.BlobsDeleted, res.CacheFlushed)
+		t.Logf("round %d: cleanup via %s deleted %d tags; GC from %s: %d manifests, %d blobs deleted, %d cache keys flushed",
+			r+1, via.name, n, nodes[r%3].name, res.Report.ManifestsDeleted, res.Report.BlobsDeleted, res.CacheFlushed)
 	}
 	close(stop)
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("%d of %d pushes accepted during %d GC rounds", len(accepted), attempts, rounds)
-	if len(accepted) < rounds {
-		t.Fatalf("only %d pushes accepted: the test did not load the cluster", len(accepted))
+	t.Logf("%d of %d pushes accepted during %d rounds of cleanup and GC; cleanup deleted %d tags", len(accepted), attempts, rounds, len(deleted))
+	if len(accepted) < rounds || len(deleted) == 0 {
+		t.Fatalf("%d pushes accepted, %d tags deleted: the test did not load the cluster", len(accepted), len(deleted))
 	}
+	kept := 0
 	for _, ref := range accepted {
+		if deleted[ref] {
+			continue
+		}
+		kept++
 		if err := pullAll(ref, nodes...); err != nil {
 			t.Errorf("accepted push lost: %v", err)
 		}
 	}
+	for ref := range deleted {
+		repo, tag, _ := strings.Cut(ref, ":")
+		for _, n := range nodes {
+			if resp, _ := do(t, http.MethodGet, n.Addr, "/v2/"+repo+"/manifests/"+tag, nil, map[string]string{"Accept": "application/vnd.docker.distribution.manifest.v2+json"}); resp.StatusCode != http.StatusNotFound {
+				t.Errorf("%s, deleted by cleanup, answers %s on %s", ref, resp.Status, n.name)
+			}
+		}
+	}
+	t.Logf("%d accepted tags pulled from 3 nodes; %d deleted tags 404 on 3 nodes", kept, len(deleted))
 }
 
 // logTime is the time of the first line of a regctl serve log (slog's

@@ -52,6 +52,11 @@ var realmUsers = map[string]struct {
 }{
 	"reader": {"reader-pass", []string{"pull"}},
 	"writer": {"writer-pass", []string{"pull", "push"}},
+	// admin may also delete and list the catalog, as a GitLab admin's
+	// token for registry-cleanup.
+	"admin": {"admin-pass", []string{"pull", "push", "delete", "*"}},
+	// auditor may list the catalog and pull, but not delete.
+	"auditor": {"auditor-pass", []string{"pull", "*"}},
 }
 
 func newTestRealm(t *testing.T) *testRealm {
@@ -136,34 +141,8 @@ func (r *testRealm) seen() []realmRequest {
 // kid, no x5c) work end to end through a real client.
 func TestLoginFlowWithGitLabTokens(t *testing.T) {
 	realm := newTestRealm(t)
-	// By host name, as GitLab's realm always is: go-containerregistry
-	// refuses a realm on a loopback or private IP literal that is not the
-	// registry's own host:port (against SSRF by a hostile registry).
-	realmURL := strings.Replace(realm.URL, "127.0.0.1", "localhost", 1)
-	dir := t.TempDir()
-	addr := testtools.FreeAddr(t)
-	settings := filepath.Join(dir, "regctl.toml")
-	src := "data_dir = \"data\"\nexternal_url = \"" + realmURL + "\"\n[registry]\nregistry_http_addr = \"" + addr + "\"\n"
-	if err := os.WriteFile(settings, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, code := runRegctl(t, dir, cleanEnv(), "--settings", settings, "reconfigure"); code != 0 {
-		t.Fatalf("reconfigure: exit %d\n%s", code, out)
-	}
-	l, err := reconfigure.Load(settings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := reconfigure.LoadSecrets(l.Resolve().Secrets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := certs.ParsePrivateKeyPEM([]byte(sec.Effective(&l.Settings.Registry).InternalKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	realm.use(key, l.Settings.GitlabRails.RegistryIssuer)
-	startServeT(t, l.Resolve().ConfigYML, addr)
+	site := startRealmSite(t, realm, "")
+	realmURL, addr, key := site.realmURL, site.addr, site.key
 
 	// Anonymous: 401 with a challenge naming the test realm.
 	resp, _ := do(t, http.MethodGet, addr, "/v2/group/app/manifests/v1", nil, nil)
@@ -267,6 +246,48 @@ func TestLoginFlowWithGitLabTokens(t *testing.T) {
 			t.Errorf("realm asked for service %q, want %q", r.Service, token.Service)
 		}
 	}
+}
+
+// realmSite is a regctl serve whose token realm is a testRealm.
+type realmSite struct {
+	realmURL, addr, dir, settings string
+	key                           crypto.Signer
+}
+
+// startRealmSite renders settings whose token realm is realm (extra
+// appended), points realm at the internal key reconfigure made, and
+// starts regctl serve on them.
+func startRealmSite(t *testing.T, realm *testRealm, extra string) realmSite {
+	t.Helper()
+	// By host name, as GitLab's realm always is: go-containerregistry
+	// refuses a realm on a loopback or private IP literal that is not the
+	// registry's own host:port (against SSRF by a hostile registry).
+	realmURL := strings.Replace(realm.URL, "127.0.0.1", "localhost", 1)
+	dir := t.TempDir()
+	addr := testtools.FreeAddr(t)
+	settings := filepath.Join(dir, "regctl.toml")
+	src := "data_dir = \"data\"\nexternal_url = \"" + realmURL + "\"\n[registry]\nregistry_http_addr = \"" + addr + "\"\n" + extra
+	if err := os.WriteFile(settings, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runRegctl(t, dir, cleanEnv(), "--settings", settings, "reconfigure"); code != 0 {
+		t.Fatalf("reconfigure: exit %d\n%s", code, out)
+	}
+	l, err := reconfigure.Load(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := reconfigure.LoadSecrets(l.Resolve().Secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := certs.ParsePrivateKeyPEM([]byte(sec.Effective(&l.Settings.Registry).InternalKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	realm.use(key, l.Settings.GitlabRails.RegistryIssuer)
+	startServeT(t, l.Resolve().ConfigYML, addr)
+	return realmSite{realmURL: realmURL, addr: addr, dir: dir, settings: settings, key: key}
 }
 
 // realmGranted reports whether user asked for action in some scope.

@@ -345,8 +345,9 @@ func (c *Client) DeleteTag(ctx context.Context, repo, tag string) error {
 		switch {
 		case he.Status == http.StatusNotFound && he.Code == "MANIFEST_UNKNOWN":
 			return nil
-		case he.Status == http.StatusMethodNotAllowed, he.Code == "UNSUPPORTED",
-			he.Status == http.StatusUnauthorized, he.Status == http.StatusForbidden:
+		case he.Status == http.StatusUnauthorized, he.Status == http.StatusForbidden:
+			return fmt.Errorf("%w to these credentials (their token needs %s): %v", ErrTagDeleteRefused, deleteScope(repo), err)
+		case he.Status == http.StatusMethodNotAllowed, he.Code == "UNSUPPORTED":
 			return fmt.Errorf("%w: %v", ErrTagDeleteRefused, err)
 		}
 	}

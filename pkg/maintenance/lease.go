@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -49,7 +50,11 @@ type LeaseInfo struct {
 	// Holder is who holds it: "host/pid/command".
 	Holder string `json:"holder"`
 	// Reason is what the job is ("garbage collection").
-	Reason  string    `json:"reason"`
+	Reason string `json:"reason"`
+	// Host and PID are where the holder runs (also in Holder), for
+	// people reading a lock left by a crash.
+	Host    string    `json:"host,omitempty"`
+	PID     int       `json:"pid,omitempty"`
 	Started time.Time `json:"started"`
 	Expires time.Time `json:"expires"`
 }
@@ -79,14 +84,20 @@ func (e *HeldError) Unwrap() error { return ErrHeld }
 
 // Current reads the lease: nil when there is none or it has expired.
 func Current(ctx context.Context, drv storage.Driver) (*LeaseInfo, error) {
-	info, corrupt, err := readLease(ctx, drv)
+	return currentAt(ctx, drv, LeasePath)
+}
+
+// currentAt reads the lease at p: nil when there is none or it has
+// expired.
+func currentAt(ctx context.Context, drv storage.Driver, p string) (*LeaseInfo, error) {
+	info, corrupt, err := readLeaseAt(ctx, drv, p)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, nil
 	case err != nil:
 		return nil, err
 	case corrupt:
-		return nil, fmt.Errorf("%s: %w", LeasePath, ErrCorrupt)
+		return nil, fmt.Errorf("%s: %w", p, ErrCorrupt)
 	case info.Expired(time.Now()):
 		return nil, nil
 	}
@@ -98,7 +109,12 @@ func Current(ctx context.Context, drv storage.Driver) (*LeaseInfo, error) {
 // an id derived from its bytes, so it can be taken over like an expired
 // lease: nothing renews it.
 func readLease(ctx context.Context, drv storage.Driver) (info LeaseInfo, corrupt bool, err error) {
-	b, err := drv.GetContent(ctx, LeasePath)
+	return readLeaseAt(ctx, drv, LeasePath)
+}
+
+// readLeaseAt is readLease of the lease object at p.
+func readLeaseAt(ctx context.Context, drv storage.Driver, p string) (info LeaseInfo, corrupt bool, err error) {
+	b, err := drv.GetContent(ctx, p)
 	if err != nil {
 		return LeaseInfo{}, false, err
 	}
@@ -114,9 +130,11 @@ func readLease(ctx context.Context, drv storage.Driver) (info LeaseInfo, corrupt
 // or it was taken over), Lost is closed and Err says why: the job must
 // then stop, since the daemons may accept writes again.
 type Lease struct {
-	drv storage.Driver
-	ec  storage.ExclusiveCreator
-	ttl time.Duration
+	drv  storage.Driver
+	ec   storage.ExclusiveCreator
+	ttl  time.Duration
+	path string // LeasePath, or another lock object (RunLockObject)
+	what string // "maintenance lease", for errors
 
 	mu       sync.Mutex
 	info     LeaseInfo
@@ -135,13 +153,20 @@ type Lease struct {
 // it over at once exactly one wins, and none can delete the lease the
 // winner has just created.
 func Acquire(ctx context.Context, drv storage.Driver, holder, reason string, ttl time.Duration) (*Lease, error) {
+	return acquireAt(ctx, drv, LeasePath, "maintenance lease", holder, reason, ttl)
+}
+
+// acquireAt is Acquire of the lock object at p, called what in errors:
+// the same protocol serves the maintenance lease and the run lock.
+func acquireAt(ctx context.Context, drv storage.Driver, p, what, holder, reason string, ttl time.Duration) (*Lease, error) {
 	ec, ok := drv.(storage.ExclusiveCreator)
 	if !ok {
-		return nil, fmt.Errorf("maintenance lease: the %s driver cannot create files exclusively", drv.Name())
+		return nil, fmt.Errorf("%s: the %s driver cannot create files exclusively", what, drv.Name())
 	}
 	if ttl <= 0 {
-		return nil, fmt.Errorf("maintenance lease: ttl must be positive, not %s", ttl)
+		return nil, fmt.Errorf("%s: ttl must be positive, not %s", what, ttl)
 	}
+	start := func(info LeaseInfo) *Lease { return startLease(drv, ec, ttl, p, what, info) }
 	id := newID()
 	// Each round either ends Acquire or follows a change made by another
 	// process (a release, a takeover in progress); why says which, for
@@ -150,32 +175,32 @@ func Acquire(ctx context.Context, drv storage.Driver, holder, reason string, ttl
 	why := ""
 	for {
 		if why != "" && time.Now().After(deadline) {
-			return nil, fmt.Errorf("maintenance lease: gave up after %s: %s", contendedWait, why)
+			return nil, fmt.Errorf("%s: gave up after %s: %s", what, contendedWait, why)
 		}
 		now := time.Now()
-		info := LeaseInfo{ID: id, Holder: holder, Reason: reason, Started: now.UTC(), Expires: now.Add(ttl).UTC()}
+		info := LeaseInfo{ID: id, Holder: holder, Reason: reason, Host: hostname(), PID: os.Getpid(), Started: now.UTC(), Expires: now.Add(ttl).UTC()}
 		b, err := json.Marshal(info)
 		if err != nil {
 			return nil, err
 		}
-		err = ec.CreateExclusive(ctx, LeasePath, b)
+		err = ec.CreateExclusive(ctx, p, b)
 		if err == nil {
-			return startLease(drv, ec, ttl, info), nil
+			return start(info), nil
 		}
 		if !errors.Is(err, storage.ErrExists) {
-			return nil, fmt.Errorf("maintenance lease: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		cur, _, err := readLease(ctx, drv)
+		cur, _, err := readLeaseAt(ctx, drv, p)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			why = "it kept being released and taken by others"
 			continue // released meanwhile: create again
 		case err != nil:
-			return nil, fmt.Errorf("maintenance lease: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		case cur.ID == id:
 			// Our create went through but its answer was lost, and
 			// a retry found our own lease (see S3.CreateExclusive).
-			return startLease(drv, ec, ttl, cur), nil
+			return start(cur), nil
 		case !cur.Expired(time.Now()):
 			return nil, &HeldError{Lease: cur}
 		}
@@ -183,11 +208,11 @@ func Acquire(ctx context.Context, drv storage.Driver, holder, reason string, ttl
 			// Under the lock the lease cannot change but by its
 			// holder's exclusive create: check again that it is the
 			// one found expired before deleting it.
-			again, _, err := readLease(ctx, drv)
+			again, _, err := readLeaseAt(ctx, drv, p)
 			if err != nil || again.ID != cur.ID || !again.Expired(time.Now()) {
 				return ignoreNotFound(err)
 			}
-			return ignoreNotFound(drv.Delete(ctx, LeasePath))
+			return ignoreNotFound(drv.Delete(ctx, p))
 		})
 		if errors.Is(err, errBusy) {
 			// Another process is taking it over: see who wins.
@@ -198,15 +223,15 @@ func Acquire(ctx context.Context, drv storage.Driver, holder, reason string, ttl
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("maintenance lease: replacing the expired lease of %s: %w", cur.Holder, err)
+			return nil, fmt.Errorf("%s: replacing the expired one of %s: %w", what, cur.Holder, err)
 		}
 		why = fmt.Sprintf("the expired lease of %s kept coming back", cur.Holder)
 	}
 }
 
-func startLease(drv storage.Driver, ec storage.ExclusiveCreator, ttl time.Duration, info LeaseInfo) *Lease {
+func startLease(drv storage.Driver, ec storage.ExclusiveCreator, ttl time.Duration, p, what string, info LeaseInfo) *Lease {
 	l := &Lease{
-		drv: drv, ec: ec, ttl: ttl, info: info,
+		drv: drv, ec: ec, ttl: ttl, path: p, what: what, info: info,
 		lost: make(chan struct{}), stop: make(chan struct{}), renewing: make(chan struct{}),
 	}
 	go l.renewLoop()
@@ -234,10 +259,20 @@ func (l *Lease) markLost(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err == nil {
-		l.err = fmt.Errorf("%w: %w", ErrLost, err)
+		l.err = &lostError{what: l.what, err: err}
 		close(l.lost)
 	}
 }
+
+// lostError is Lease.Err: "maintenance lease lost: why", or the same of
+// another lock object; it wraps ErrLost and why.
+type lostError struct {
+	what string
+	err  error
+}
+
+func (e *lostError) Error() string   { return e.what + " lost: " + e.err.Error() }
+func (e *lostError) Unwrap() []error { return []error{ErrLost, e.err} }
 
 // renewLoop rewrites the expiry every ttl/3, retrying sooner after a
 // failure, until Release or until the lease is lost.
@@ -285,7 +320,7 @@ func (e *notOursError) Error() string { return e.why }
 func (l *Lease) renew(ctx context.Context) error {
 	mine := l.Info()
 	return withTakeoverLock(ctx, l.drv, l.ec, mine.ID, mine.Holder, func() error {
-		cur, _, err := readLease(ctx, l.drv)
+		cur, _, err := readLeaseAt(ctx, l.drv, l.path)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			return &notOursError{"it was deleted"}
@@ -312,7 +347,7 @@ func (l *Lease) store(ctx context.Context, next LeaseInfo) error {
 	if err != nil {
 		return err
 	}
-	if err := l.drv.PutContent(ctx, LeasePath, b); err != nil {
+	if err := l.drv.PutContent(ctx, l.path, b); err != nil {
 		return err
 	}
 	l.mu.Lock()
@@ -338,20 +373,20 @@ func (l *Lease) Release(ctx context.Context) error {
 	mine := l.Info()
 	for {
 		err := withTakeoverLock(ctx, l.drv, l.ec, mine.ID, mine.Holder, func() error {
-			cur, _, err := readLease(ctx, l.drv)
+			cur, _, err := readLeaseAt(ctx, l.drv, l.path)
 			if err != nil || cur.ID != mine.ID {
 				return ignoreNotFound(err)
 			}
-			return ignoreNotFound(l.drv.Delete(ctx, LeasePath))
+			return ignoreNotFound(l.drv.Delete(ctx, l.path))
 		})
 		if !errors.Is(err, errBusy) {
 			if err != nil {
-				return fmt.Errorf("releasing the maintenance lease: %w", err)
+				return fmt.Errorf("releasing the %s: %w", l.what, err)
 			}
 			return nil
 		}
 		if err := sleep(ctx, 20*time.Millisecond); err != nil {
-			return fmt.Errorf("releasing the maintenance lease: %w", err)
+			return fmt.Errorf("releasing the %s: %w", l.what, err)
 		}
 	}
 }

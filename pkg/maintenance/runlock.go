@@ -1,8 +1,7 @@
 package maintenance
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,38 +11,123 @@ import (
 
 	"regctl/internal/fsutil"
 	"regctl/pkg/distconfig"
+	"regctl/pkg/storage"
 )
 
 // ErrRunInProgress is wrapped when another cleanup or garbage collection
 // holds the run lock of the same storage.
 var ErrRunInProgress = errors.New("another registry-cleanup or registry-garbage-collect is running on this storage")
 
-// RunLockPath is the lock file that keeps registry-cleanup and
-// registry-garbage-collect runs on one storage from overlapping: beside
-// the Distribution tree of a filesystem storage (never copied, never read
-// by a registry), and for any other storage a file per bucket and root in
-// the temporary folder, which guards this host only (across hosts the
-// maintenance lease keeps daemons read-only during GC).
+// RunLockObject is the run lock of a storage other than the filesystem
+// (S3): an object in the storage itself, so that it guards every host
+// working on the bucket. It is a lease (see Acquire): created
+// exclusively, renewed every third of its ttl while held, taken over
+// once expired (its holder crashed), deleted on release.
+const RunLockObject = Prefix + "/runs/lock.json"
+
+// DefaultRunLockTTL is how long the run lock of a run that died without
+// releasing it (kill -9, a lost host) keeps other runs out.
+const DefaultRunLockTTL = DefaultLeaseTTL
+
+// RunLockPath is where the run lock of st lives, for messages: for a
+// filesystem storage a lock file beside its Distribution tree (never
+// copied, never read by a registry), for any other storage the object
+// RunLockObject in the storage.
 func RunLockPath(st distconfig.Storage) string {
-	if st.Driver == "filesystem" {
-		if root, _ := st.Params["rootdirectory"].(string); root != "" {
-			return filepath.Join(root, ".regctl-run.lock")
-		}
+	if p, ok := runLockFile(st); ok {
+		return p
 	}
-	var id []string
-	for _, k := range []string{"regionendpoint", "bucket", "rootdirectory"} {
-		v, _ := st.Params[k].(string)
-		id = append(id, v)
-	}
-	sum := sha256.Sum256([]byte(st.Driver + "\x00" + strings.Join(id, "\x00")))
-	return filepath.Join(os.TempDir(), "regctl-run-"+hex.EncodeToString(sum[:8])+".lock")
+	return st.Driver + ":" + RunLockObject
 }
 
-// LockRuns takes the run lock of st for holder without waiting. The lock
-// dies with the process. When another run holds it, the error wraps
-// ErrRunInProgress and says who.
-func LockRuns(st distconfig.Storage, holder string) (unlock func(), err error) {
-	p := RunLockPath(st)
+// runLockFile is the flock file of a filesystem storage.
+func runLockFile(st distconfig.Storage) (string, bool) {
+	if st.Driver != "filesystem" {
+		return "", false
+	}
+	root, _ := st.Params["rootdirectory"].(string)
+	if root == "" {
+		root = "/var/lib/registry" // Distribution's default
+	}
+	return filepath.Join(root, ".regctl-run.lock"), true
+}
+
+// RunLock is a held run lock. Release it on every way out.
+type RunLock struct {
+	unlock func() // the flock file's
+	lease  *Lease // the storage object's
+}
+
+// Lost is closed when a storage lock is no longer ours (it could not be
+// renewed before it expired, and may have been taken over): the run must
+// stop. Never closed for a filesystem lock, which dies only with the
+// process.
+func (r *RunLock) Lost() <-chan struct{} {
+	if r.lease == nil {
+		return nil
+	}
+	return r.lease.Lost()
+}
+
+// Err says why the lock was lost; nil while it is held.
+func (r *RunLock) Err() error {
+	if r.lease == nil {
+		return nil
+	}
+	return r.lease.Err()
+}
+
+// Release gives the lock up. It uses a context of its own, so that it
+// works after the run's context was cancelled (Ctrl-C).
+func (r *RunLock) Release() error {
+	if r.unlock != nil {
+		r.unlock()
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return r.lease.Release(ctx)
+}
+
+// LockRuns takes the run lock of st for holder without waiting. When
+// another run holds it, the error wraps ErrRunInProgress and says who.
+//
+// A filesystem storage is locked with flock on a file beside its tree:
+// the kernel frees it the moment its process dies, so a run killed -9
+// blocks nobody. drv may be nil then. Every other storage (S3, shared
+// by several hosts) is locked with the object RunLockObject in drv, held
+// for ttl (DefaultRunLockTTL when 0) past the last renewal: a run killed
+// -9 keeps others out until then.
+func LockRuns(ctx context.Context, st distconfig.Storage, drv storage.Driver, holder string, ttl time.Duration) (*RunLock, error) {
+	if p, ok := runLockFile(st); ok {
+		unlock, err := lockFile(p, holder)
+		if err != nil {
+			return nil, err
+		}
+		return &RunLock{unlock: unlock}, nil
+	}
+	if drv == nil {
+		return nil, fmt.Errorf("run lock: no driver for the %s storage", st.Driver)
+	}
+	if ttl <= 0 {
+		ttl = DefaultRunLockTTL
+	}
+	l, err := acquireAt(ctx, drv, RunLockObject, "run lock", holder, "run", ttl)
+	var held *HeldError
+	if errors.As(err, &held) {
+		h := held.Lease
+		return nil, fmt.Errorf("%w (%s: %s, host %s, pid %d, since %s; expires %s unless renewed)", ErrRunInProgress,
+			RunLockPath(st), h.Holder, h.Host, h.PID, h.Started.Local().Format(time.RFC3339), h.Expires.Local().Format(time.RFC3339))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &RunLock{lease: l}, nil
+}
+
+// lockFile flocks p for holder, whose name it writes into the file for
+// the next one's error.
+func lockFile(p, holder string) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, fmt.Errorf("run lock: %w", err)
 	}
@@ -59,4 +143,21 @@ func LockRuns(st distconfig.Storage, holder string) (unlock func(), err error) {
 	// file, so rewriting its content through another handle is safe.
 	_ = os.WriteFile(p, fmt.Appendf(nil, "%s, pid %d, since %s\n", holder, os.Getpid(), time.Now().UTC().Format(time.RFC3339)), 0o600)
 	return unlock, nil
+}
+
+// Bind returns a context that is cancelled, with the reason as its
+// cause, when the lock is lost: work under it stops rather than overlap
+// with a run that took the lock over.
+func (r *RunLock) Bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	if lost := r.Lost(); lost != nil {
+		go func() {
+			select {
+			case <-lost:
+				cancel(fmt.Errorf("stopped: %w", r.Err()))
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return ctx, func() { cancel(nil) }
 }

@@ -1,36 +1,140 @@
 package maintenance
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"regctl/internal/testtools"
 	"regctl/pkg/distconfig"
+	"regctl/pkg/storage"
 )
 
 func TestRunLock(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	fs := distconfig.Storage{Driver: "filesystem", Params: map[string]any{"rootdirectory": root}}
 	if p := RunLockPath(fs); p != filepath.Join(root, ".regctl-run.lock") {
 		t.Errorf("filesystem lock at %s", p)
 	}
-	s3 := func(bucket string) distconfig.Storage {
-		return distconfig.Storage{Driver: "s3", Params: map[string]any{"bucket": bucket, "regionendpoint": "http://s3:9000"}}
-	}
-	if RunLockPath(s3("a")) == RunLockPath(s3("b")) || RunLockPath(s3("a")) != RunLockPath(s3("a")) {
-		t.Error("S3 lock paths must differ per bucket and be stable")
-	}
-	unlock, err := LockRuns(fs, "first")
+	lk, err := LockRuns(t.Context(), fs, nil, "first", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LockRuns(fs, "second"); !errors.Is(err, ErrRunInProgress) {
+	if _, err := LockRuns(t.Context(), fs, nil, "second", 0); !errors.Is(err, ErrRunInProgress) || !strings.Contains(err.Error(), "first, pid") {
 		t.Fatalf("second lock: %v", err)
 	}
-	unlock()
-	unlock, err = LockRuns(fs, "third")
+	if lk.Lost() != nil {
+		t.Error("a filesystem lock can be lost")
+	}
+	lk.Release()
+	lk, err = LockRuns(t.Context(), fs, nil, "third", 0)
 	if err != nil {
 		t.Fatalf("after unlock: %v", err)
 	}
-	unlock()
+	lk.Release()
+}
+
+// On S3 the run lock is an object in the bucket: a second run is
+// refused from any host (here: another driver on the same bucket), and
+// the lock of a run that died is taken over once expired.
+func TestRunLockS3(t *testing.T) {
+	t.Parallel()
+	g := testtools.NewVersityGW(t)
+	bucket := g.Bucket(t)
+	params := map[string]any{
+		"accesskey": g.AccessKey, "secretkey": g.SecretKey, "region": g.Region,
+		"regionendpoint": g.Endpoint, "bucket": bucket, "pathstyle": true,
+	}
+	st := distconfig.Storage{Driver: "s3", Params: params}
+	open := func() *storage.S3 {
+		d, err := storage.NewS3(t.Context(), params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	hostA, hostB := open(), open()
+	ctx := t.Context()
+
+	const ttl = 600 * time.Millisecond
+	a, err := LockRuns(ctx, st, hostA, "registry-garbage-collect", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hostB.GetContent(ctx, RunLockObject)
+	if err != nil {
+		t.Fatalf("no lock object in the bucket: %v", err)
+	}
+	var info LeaseInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Holder != "registry-garbage-collect" || info.Host == "" || info.PID != os.Getpid() || info.Started.IsZero() || !info.Expires.After(info.Started) {
+		t.Errorf("lock object %s: want holder, host, pid, started, expires", b)
+	}
+	// Held past several ttls: it is renewed.
+	time.Sleep(2 * ttl)
+	_, err = LockRuns(ctx, st, hostB, "registry-cleanup", ttl)
+	if !errors.Is(err, ErrRunInProgress) {
+		t.Fatalf("second run on the bucket: %v, want ErrRunInProgress", err)
+	}
+	for _, want := range []string{"registry-garbage-collect", "host " + info.Host, "pid ", "s3:" + RunLockObject} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q does not name %q", err, want)
+		}
+	}
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hostB.GetContent(ctx, RunLockObject); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("lock object after release: %v", err)
+	}
+
+	// A holder that dies stops renewing, and deletes nothing.
+	dead, err := LockRuns(ctx, st, hostA, "registry-cleanup", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(dead.lease.stop)
+	<-dead.lease.renewing
+	died := time.Now()
+	if _, err := LockRuns(ctx, st, hostB, "registry-garbage-collect", ttl); !errors.Is(err, ErrRunInProgress) {
+		t.Fatalf("while the dead run's lock is live: %v", err)
+	}
+	var next *RunLock
+	for next == nil {
+		if time.Since(died) > ttl+5*time.Second {
+			t.Fatal("the expired lock was never taken over")
+		}
+		next, err = LockRuns(ctx, st, hostB, "registry-garbage-collect", ttl)
+		if err != nil && !errors.Is(err, ErrRunInProgress) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if took := time.Since(died); took < ttl-100*time.Millisecond {
+		t.Errorf("taken over %s after the holder died, before its ttl %s", took, ttl)
+	}
+	// A lock taken from its holder (deleted here, as a takeover after a
+	// missed renewal would) stops the work bound to it.
+	ctx2, unbind := next.Bind(ctx)
+	defer unbind()
+	if err := hostA.Delete(ctx, RunLockObject); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx2.Done():
+		if cause := context.Cause(ctx2); !errors.Is(cause, ErrLost) || !strings.Contains(cause.Error(), "run lock") {
+			t.Errorf("cause %v", cause)
+		}
+	case <-time.After(ttl + 5*time.Second):
+		t.Fatal("work went on after its run lock was lost")
+	}
+	next.Release()
 }

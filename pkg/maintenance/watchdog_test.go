@@ -36,7 +36,7 @@ func TestAgentRunFailsClosedOnTime(t *testing.T) {
 	}
 	h := &hangingReads{failingReads{Driver: d}}
 	srv := &fakeServer{}
-	const iv = 200 * time.Millisecond
+	const iv = 400 * time.Millisecond // shorter beats flake on a loaded machine
 	logs := &logBuffer{}
 	a := &Agent{Driver: h, Server: srv, Node: LocalNode("node-1", "", "test"), Interval: iv, Log: slog.New(slog.NewTextHandler(logs, nil))}
 	defer func() {
@@ -77,7 +77,7 @@ func TestAgentRunStopsWritesWhenUnheard(t *testing.T) {
 	}
 	w := &failingReads{Driver: d}
 	srv := &fakeServer{}
-	const iv = 200 * time.Millisecond
+	const iv = 400 * time.Millisecond // shorter beats flake on a loaded machine
 	a := &Agent{Driver: w, Server: srv, Node: LocalNode("node-1", "", "test"), Interval: iv}
 	defer runAgent(t, a)()
 	time.Sleep(iv)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
+	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
 	"regctl/pkg/reconfigure"
 	"regctl/pkg/serve"
@@ -27,14 +29,26 @@ type CutoverOptions struct {
 	// ReadOnlyTimeout bounds the wait for every regctl daemon on the
 	// source to switch to read-only (default 2 minutes).
 	ReadOnlyTimeout time.Duration
-	// Heartbeat is the daemons' heartbeat interval
-	// (maintenance.HeartbeatFromEnv when 0).
+	// Heartbeat is the daemons' heartbeat interval; when 0, the one they
+	// use: regctl.cluster.heartbeat of the settings' config.yml, which
+	// REGCTL_CLUSTER_HEARTBEAT overrides (serve.ClusterHeartbeat).
 	Heartbeat time.Duration
 	// Reload tells the regctl serve running on a config to reload it and
 	// returns its pid, 0 when none runs (serve.SignalReload when nil).
 	Reload func(config string) (int, error)
 	// Step, when set, is told each step as it starts and as it ends.
 	Step func(Step)
+}
+
+// configHeartbeat is the heartbeat interval of the daemons serving
+// config: its regctl.cluster.heartbeat, unless REGCTL_CLUSTER_HEARTBEAT
+// overrides it, as for registry-garbage-collect.
+func configHeartbeat(config string, log *slog.Logger) (time.Duration, error) {
+	cfg, err := distconfig.Load(config, log)
+	if err != nil {
+		return 0, fmt.Errorf("cutover: the daemons' heartbeat: %w", err)
+	}
+	return serve.ClusterHeartbeat(cfg.Cluster)
 }
 
 // Step is one step of a cutover.
@@ -106,8 +120,11 @@ func Cutover(ctx context.Context, opts CutoverOptions) (*CutoverResult, error) {
 	if opts.ReadOnlyTimeout <= 0 {
 		opts.ReadOnlyTimeout = 2 * time.Minute
 	}
+	if opts.Log == nil {
+		opts.Log = discard()
+	}
 	if opts.Heartbeat <= 0 {
-		hb, err := maintenance.HeartbeatFromEnv()
+		hb, err := configHeartbeat(paths.ConfigYML, opts.Log)
 		if err != nil {
 			return nil, err
 		}
@@ -115,9 +132,6 @@ func Cutover(ctx context.Context, opts CutoverOptions) (*CutoverResult, error) {
 	}
 	if opts.Reload == nil {
 		opts.Reload = serve.SignalReload
-	}
-	if opts.Log == nil {
-		opts.Log = discard()
 	}
 	res := &CutoverResult{Settings: l.Path, Config: paths.ConfigYML}
 	c := &cutover{opts: opts, res: res, cur: l, original: l.Source, config: paths.ConfigYML}
