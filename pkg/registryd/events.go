@@ -60,8 +60,9 @@ func (s *Server) emit(r *http.Request, action string, t notify.Target) {
 
 func (s *Server) notifying() bool { return s.opts.Notifier != nil }
 
-// manifestTarget describes a manifest; m may be nil (a pull, where the
-// body is not parsed again just for the event).
+// manifestTarget describes a manifest with its references (config,
+// layers, index entries, subject); m may be nil when the body does not
+// parse, and the target then has no references.
 func (s *Server) manifestTarget(r *http.Request, name string, d digest.Digest, mt string, size int, tag string, m *manifestDoc) notify.Target {
 	t := notify.Target{
 		MediaType: mt, Digest: d.String(), Size: int64(size), Length: int64(size),

@@ -130,8 +130,11 @@ func TestEventsReachAWebhook(t *testing.T) {
 		{"push", notify.Target{MediaType: ocispec.MediaTypeImageManifest, Digest: md.String(), Size: int64(len(body)), Length: int64(len(body)),
 			Repository: "team/app", URL: base + "/v2/team/app/manifests/" + md.String(), Tag: "v1",
 			References: []ocispec.Descriptor{cfg, {MediaType: ocispec.MediaTypeImageLayer, Digest: ld, Size: int64(len(layer))}}}},
+		// A pull carries the references too, as Distribution's do (its
+		// bridge builds push and pull events alike).
 		{"pull", notify.Target{MediaType: ocispec.MediaTypeImageManifest, Digest: md.String(), Size: int64(len(body)), Length: int64(len(body)),
-			Repository: "team/app", URL: base + "/v2/team/app/manifests/" + md.String(), Tag: "v1"}},
+			Repository: "team/app", URL: base + "/v2/team/app/manifests/" + md.String(), Tag: "v1",
+			References: []ocispec.Descriptor{cfg, {MediaType: ocispec.MediaTypeImageLayer, Digest: ld, Size: int64(len(layer))}}}},
 		{"pull", notify.Target{MediaType: "application/octet-stream", Digest: ld.String(), Size: int64(len(layer)), Length: int64(len(layer)),
 			Repository: "team/app", URL: base + "/v2/team/app/blobs/" + ld.String()}},
 		{"mount", notify.Target{MediaType: "application/octet-stream", Digest: ld.String(), Size: int64(len(layer)), Length: int64(len(layer)),

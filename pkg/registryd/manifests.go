@@ -515,7 +515,11 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref s
 			if !isDigest(ref) {
 				tag = ref
 			}
-			s.emit(r, notify.ActionPull, s.manifestTarget(r, name, d, mt, len(body), tag, nil))
+			// The references, as in push events: parsed again only
+			// when someone listens. A body that does not parse (a
+			// schema1 manifest) goes without them.
+			m, _ := parseStoredManifest(body)
+			s.emit(r, notify.ActionPull, s.manifestTarget(r, name, d, mt, len(body), tag, m))
 		}
 	}
 	return nil
