@@ -143,6 +143,68 @@ func TestDebugHealthOnS3(t *testing.T) {
 	}
 }
 
+// TestLastGCInMetrics runs a dry run and a real garbage collection as
+// their own processes and expects the running daemon to export both
+// runs' figures once the real run's maintenance window ends.
+func TestLastGCInMetrics(t *testing.T) {
+	addr, daddr := testtools.FreeAddr(t), testtools.FreeAddr(t)
+	cfg := serveConfig(t, addr, "")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(b, []byte("  debug:\n    addr: "+daddr+"\n    prometheus:\n      enabled: true\n")...), 0o600)
+	startServeT(t, cfg, addr)
+	if m := scrapeMetrics(t, daddr); m[`registry_gc_last_run_success{dry_run="false"}`] != 0 || len(gcFigures(m)) != 0 {
+		t.Fatalf("GC figures before any run: %v", gcFigures(m))
+	}
+	// An upload nothing references: GC deletes it.
+	blob := []byte("a blob no manifest references")
+	pushBlob(t, addr, "team/app", blob)
+
+	env := cleanEnv() // the daemon's heartbeat, so GC waits for its ack
+	for _, args := range [][]string{{"-d"}, {}} {
+		out, code := runRegctl(t, filepath.Dir(cfg), env, append([]string{"registry-garbage-collect"}, append(args, cfg)...)...)
+		if code != 0 {
+			t.Fatalf("registry-garbage-collect %v: exit %d\n%s", args, code, out)
+		}
+	}
+	var m map[string]float64
+	waitFor(t, 30*time.Second, "the real run's figures in /metrics", func() bool {
+		m = scrapeMetrics(t, daddr)
+		return m[`registry_gc_last_blobs_deleted{dry_run="false"}`] == 1
+	})
+	for _, dry := range []string{"true", "false"} {
+		l := `{dry_run="` + dry + `"}`
+		for name, want := range map[string]float64{
+			"registry_gc_last_blobs_deleted": 1, "registry_gc_last_bytes_freed": float64(len(blob)),
+			"registry_gc_last_run_success": 1, "registry_gc_last_run_delete_untagged": 0,
+			"registry_gc_last_problems": 0, "registry_gc_last_manifests_deleted": 0,
+		} {
+			if got, ok := m[name+l]; !ok || got != want {
+				t.Errorf("%s%s = %v (present %v), want %v", name, l, got, ok, want)
+			}
+		}
+		ts := m["registry_gc_last_run_timestamp_seconds"+l]
+		if age := time.Since(time.Unix(int64(ts), 0)); age < 0 || age > 5*time.Minute {
+			t.Errorf("registry_gc_last_run_timestamp_seconds%s = %v: %v ago", l, ts, age)
+		}
+		if m["registry_gc_last_success_timestamp_seconds"+l] != ts {
+			t.Errorf("last success %v, want the run's %v", m["registry_gc_last_success_timestamp_seconds"+l], ts)
+		}
+	}
+	if m[`registry_gc_last_run_timestamp_seconds{dry_run="false"}`] < m[`registry_gc_last_run_timestamp_seconds{dry_run="true"}`] {
+		t.Errorf("the real run finished before the dry run: %v", gcFigures(m))
+	}
+}
+
+func gcFigures(m map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range m {
+		if strings.HasPrefix(k, "registry_gc_last_") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // scrapeMetrics reads /metrics with Prometheus' parser and returns each
 // counter and gauge sample as name{labels sorted} -> value.
 func scrapeMetrics(t *testing.T, addr string) map[string]float64 {

@@ -321,7 +321,7 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 		})
 	}
 	if d.metrics != nil {
-		go d.watchMaintenance(bg, d.metrics.Maintenance())
+		go d.watchMaintenance(bg, d.metrics.Maintenance(), d.metrics.GCReports())
 	}
 
 	if d.notify != nil {
