@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"regctl/pkg/auth"
+	"regctl/pkg/blobcache"
 	"regctl/pkg/debugserver"
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
@@ -93,6 +94,9 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	cache, err := OpenCache(cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	if g, ok := cache.(*blobcache.Guarded); ok && mx != nil {
+		mx.BlobCache(g.Stats)
 	}
 	heartbeat, err := ClusterHeartbeat(cfg.Cluster)
 	if err != nil {
