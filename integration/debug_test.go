@@ -119,11 +119,22 @@ func TestDebugServerOnFilesystem(t *testing.T) {
 	if msg := failing["storagedriver_filesystem"]; !strings.Contains(msg, root) || !strings.Contains(msg, "gone") {
 		t.Errorf("failing = %v, want storagedriver_filesystem naming %s", failing, root)
 	}
+	// As in Distribution, the whole API answers 503 meanwhile, /v2/
+	// included, so a load balancer probing it takes the node out.
+	for _, p := range []string{"/v2/", "/v2/team/app/blobs/" + d} {
+		resp, body := do(t, http.MethodGet, addr, p, nil, nil)
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"UNAVAILABLE"`) {
+			t.Errorf("GET %s while unhealthy: %s %s", p, resp.Status, body)
+		}
+	}
 	// It comes back.
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	waitHealth(t, daddr, http.StatusOK)
+	if resp, body := do(t, http.MethodGet, addr, "/v2/", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v2/ once healthy again: %s %s", resp.Status, body)
+	}
 }
 
 func TestDebugHealthOnS3(t *testing.T) {
@@ -136,10 +147,16 @@ func TestDebugHealthOnS3(t *testing.T) {
 	}
 	startServeT(t, cfg, n.Addr)
 	waitHealth(t, daddr, http.StatusOK)
+	if resp, body := do(t, http.MethodGet, n.Addr, "/v2/", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v2/ while healthy: %s %s", resp.Status, body)
+	}
 	gw.Process.Stop()
 	failing := waitHealth(t, daddr, http.StatusServiceUnavailable)
 	if failing["storagedriver_s3"] == "" {
 		t.Errorf("failing = %v, want storagedriver_s3", failing)
+	}
+	if resp, body := do(t, http.MethodGet, n.Addr, "/v2/", nil, nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /v2/ with the bucket gone: %s %s", resp.Status, body)
 	}
 }
 

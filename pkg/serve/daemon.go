@@ -115,6 +115,9 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 			mx.Notifications(nm.Stats)
 		}
 	}
+	// Health checks answer /debug/health and, while one is down, every
+	// API request (503), as Distribution's do.
+	health := debugserver.NewHealth(log)
 	srv := registryd.New(registryd.Options{
 		Notifier:         notifier,
 		Observer:         observer,
@@ -127,10 +130,11 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		Headers:          cfg.HTTP.Headers,
 		RelativeURLs:     cfg.HTTP.RelativeURLs,
 		Cache:            cache,
+		Unhealthy:        health.Down,
 	})
 	return &Daemon{
 		ConfigPath: configPath, HeartbeatInterval: heartbeat, nodeID: maintenance.NewNodeID(),
-		server: srv, notify: nm, metrics: mx, health: debugserver.NewHealth(log), cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
+		server: srv, notify: nm, metrics: mx, health: health, cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
 	}, nil
 }
 
