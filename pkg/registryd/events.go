@@ -63,6 +63,9 @@ func (s *Server) notifying() bool { return s.opts.Notifier != nil }
 // manifestTarget describes a manifest with its references (config,
 // layers, index entries, subject: manifestDoc.references).
 func (s *Server) manifestTarget(r *http.Request, name string, d digest.Digest, mt string, size int, tag string, refs []ocispec.Descriptor) notify.Target {
+	if s.opts.NoReferences {
+		refs = nil
+	}
 	return notify.Target{
 		MediaType: mt, Digest: d.String(), Size: int64(size), Length: int64(size),
 		Repository: name, URL: s.location(r, "/v2/"+name+"/manifests/"+d.String()), Tag: tag,

@@ -48,6 +48,9 @@ type Options struct {
 	Observer Observer
 	// Cache is the shared blob descriptor cache (cache.go); nil for none.
 	Cache blobcache.Cache
+	// NoReferences leaves the references out of manifest push and pull
+	// events (notifications.events.includereferences: false).
+	NoReferences bool
 	// Unhealthy reports that a health check (health.storagedriver) is
 	// down: every API request then answers 503 UNAVAILABLE, as CNCF
 	// Distribution's do, so a load balancer takes the node out. nil:

@@ -131,6 +131,7 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		RelativeURLs:     cfg.HTTP.RelativeURLs,
 		Cache:            cache,
 		Unhealthy:        health.Down,
+		NoReferences:     !cfg.Notifications.IncludeReferences,
 	})
 	return &Daemon{
 		ConfigPath: configPath, HeartbeatInterval: heartbeat, nodeID: maintenance.NewNodeID(),
