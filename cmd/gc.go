@@ -13,6 +13,7 @@ import (
 
 	"regctl/internal/ui"
 	"regctl/pkg/gc"
+	"regctl/pkg/gcreport"
 	"regctl/pkg/maintenance"
 	"regctl/pkg/serve"
 )
@@ -99,7 +100,17 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 	if cache != nil {
 		defer cache.Close()
 	}
-	collect := func(ctx context.Context) error {
+	// The run's figures go into the storage for every daemon's /metrics:
+	// under the lease, so they are there when the daemons see it end.
+	started, recorded := time.Now(), false
+	record := func(err error) {
+		if !recorded {
+			recorded = true
+			gcreport.Record(drv, log, gcreport.New(res.Report, o.untagged, o.dryRun, started, time.Now(), err))
+		}
+	}
+	collect := func(ctx context.Context) (err error) {
+		defer func() { record(err) }()
 		run := func(ctx context.Context) error {
 			var err error
 			res.Report, err = gc.Run(ctx, drv, opts)
@@ -153,6 +164,7 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 			return lost
 		}
 	}
+	record(err) // when the run never started: no lease, no read-only
 	if err != nil {
 		return gcFailure(err, ctx.Err() != nil && c.Context().Err() == nil, o.dryRun || res.Report == nil)
 	}

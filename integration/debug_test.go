@@ -119,11 +119,22 @@ func TestDebugServerOnFilesystem(t *testing.T) {
 	if msg := failing["storagedriver_filesystem"]; !strings.Contains(msg, root) || !strings.Contains(msg, "gone") {
 		t.Errorf("failing = %v, want storagedriver_filesystem naming %s", failing, root)
 	}
+	// As in Distribution, the whole API answers 503 meanwhile, /v2/
+	// included, so a load balancer probing it takes the node out.
+	for _, p := range []string{"/v2/", "/v2/team/app/blobs/" + d} {
+		resp, body := do(t, http.MethodGet, addr, p, nil, nil)
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"UNAVAILABLE"`) {
+			t.Errorf("GET %s while unhealthy: %s %s", p, resp.Status, body)
+		}
+	}
 	// It comes back.
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	waitHealth(t, daddr, http.StatusOK)
+	if resp, body := do(t, http.MethodGet, addr, "/v2/", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v2/ once healthy again: %s %s", resp.Status, body)
+	}
 }
 
 func TestDebugHealthOnS3(t *testing.T) {
@@ -136,11 +147,79 @@ func TestDebugHealthOnS3(t *testing.T) {
 	}
 	startServeT(t, cfg, n.Addr)
 	waitHealth(t, daddr, http.StatusOK)
+	if resp, body := do(t, http.MethodGet, n.Addr, "/v2/", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v2/ while healthy: %s %s", resp.Status, body)
+	}
 	gw.Process.Stop()
 	failing := waitHealth(t, daddr, http.StatusServiceUnavailable)
 	if failing["storagedriver_s3"] == "" {
 		t.Errorf("failing = %v, want storagedriver_s3", failing)
 	}
+	if resp, body := do(t, http.MethodGet, n.Addr, "/v2/", nil, nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /v2/ with the bucket gone: %s %s", resp.Status, body)
+	}
+}
+
+// TestLastGCInMetrics runs a dry run and a real garbage collection as
+// their own processes and expects the running daemon to export both
+// runs' figures once the real run's maintenance window ends.
+func TestLastGCInMetrics(t *testing.T) {
+	addr, daddr := testtools.FreeAddr(t), testtools.FreeAddr(t)
+	cfg := serveConfig(t, addr, "")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(b, []byte("  debug:\n    addr: "+daddr+"\n    prometheus:\n      enabled: true\n")...), 0o600)
+	startServeT(t, cfg, addr)
+	if m := scrapeMetrics(t, daddr); m[`registry_gc_last_run_success{dry_run="false"}`] != 0 || len(gcFigures(m)) != 0 {
+		t.Fatalf("GC figures before any run: %v", gcFigures(m))
+	}
+	// An upload nothing references: GC deletes it.
+	blob := []byte("a blob no manifest references")
+	pushBlob(t, addr, "team/app", blob)
+
+	env := cleanEnv() // the daemon's heartbeat, so GC waits for its ack
+	for _, args := range [][]string{{"-d"}, {}} {
+		out, code := runRegctl(t, filepath.Dir(cfg), env, append([]string{"registry-garbage-collect"}, append(args, cfg)...)...)
+		if code != 0 {
+			t.Fatalf("registry-garbage-collect %v: exit %d\n%s", args, code, out)
+		}
+	}
+	var m map[string]float64
+	waitFor(t, 30*time.Second, "the real run's figures in /metrics", func() bool {
+		m = scrapeMetrics(t, daddr)
+		return m[`registry_gc_last_blobs_deleted{dry_run="false"}`] == 1
+	})
+	for _, dry := range []string{"true", "false"} {
+		l := `{dry_run="` + dry + `"}`
+		for name, want := range map[string]float64{
+			"registry_gc_last_blobs_deleted": 1, "registry_gc_last_bytes_freed": float64(len(blob)),
+			"registry_gc_last_run_success": 1, "registry_gc_last_run_delete_untagged": 0,
+			"registry_gc_last_problems": 0, "registry_gc_last_manifests_deleted": 0,
+		} {
+			if got, ok := m[name+l]; !ok || got != want {
+				t.Errorf("%s%s = %v (present %v), want %v", name, l, got, ok, want)
+			}
+		}
+		ts := m["registry_gc_last_run_timestamp_seconds"+l]
+		if age := time.Since(time.Unix(int64(ts), 0)); age < 0 || age > 5*time.Minute {
+			t.Errorf("registry_gc_last_run_timestamp_seconds%s = %v: %v ago", l, ts, age)
+		}
+		if m["registry_gc_last_success_timestamp_seconds"+l] != ts {
+			t.Errorf("last success %v, want the run's %v", m["registry_gc_last_success_timestamp_seconds"+l], ts)
+		}
+	}
+	if m[`registry_gc_last_run_timestamp_seconds{dry_run="false"}`] < m[`registry_gc_last_run_timestamp_seconds{dry_run="true"}`] {
+		t.Errorf("the real run finished before the dry run: %v", gcFigures(m))
+	}
+}
+
+func gcFigures(m map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range m {
+		if strings.HasPrefix(k, "registry_gc_last_") {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // scrapeMetrics reads /metrics with Prometheus' parser and returns each

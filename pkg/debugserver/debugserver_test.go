@@ -47,8 +47,8 @@ func TestHealthThresholdAndRecovery(t *testing.T) {
 		}
 	}
 	wait("first run", func() bool { return runs.Load() > 0 })
-	if code, body := get(t, mux, "/debug/health"); code != 200 || strings.TrimSpace(body) != "{}" {
-		t.Fatalf("healthy: %d %s", code, body)
+	if code, body := get(t, mux, "/debug/health"); code != 200 || strings.TrimSpace(body) != "{}" || h.Down() {
+		t.Fatalf("healthy: %d %s, Down %v", code, body, h.Down())
 	}
 	fail.Store(true)
 	start := runs.Load()
@@ -61,8 +61,14 @@ func TestHealthThresholdAndRecovery(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &failing); err != nil || failing["storagedriver_filesystem"] != "root folder gone" {
 		t.Errorf("body = %s (%v)", body, err)
 	}
+	if !h.Down() {
+		t.Error("Down() = false while /debug/health answers 503")
+	}
 	fail.Store(false)
 	wait("recovery", func() bool { c, _ := get(t, mux, "/debug/health"); return c == 200 })
+	if h.Down() {
+		t.Error("Down() = true after recovery")
+	}
 }
 
 func TestVarsAndPprof(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,8 @@ type Health struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	states map[string]*checkState
+	// down counts the checks that are down, for Down on every request.
+	down atomic.Int32
 }
 
 type checkState struct {
@@ -57,6 +60,9 @@ func (h *Health) Run(ctx context.Context, c Check) {
 		interval = 10 * time.Second
 	}
 	h.mu.Lock()
+	if old := h.states[c.Name]; old != nil && old.down {
+		h.down.Add(-1)
+	}
 	h.states[c.Name] = &checkState{}
 	h.mu.Unlock()
 	t := time.NewTicker(interval)
@@ -85,6 +91,7 @@ func (h *Health) record(c Check, err error) {
 	if err == nil {
 		if st.down {
 			h.log.Info("health check recovered", "check", c.Name, "after_failures", st.failures)
+			h.down.Add(-1)
 		}
 		st.failures, st.down, st.err = 0, false, ""
 		return
@@ -93,9 +100,14 @@ func (h *Health) record(c Check, err error) {
 	st.err = err.Error()
 	if st.failures >= max(c.Threshold, 1) && !st.down {
 		st.down = true
+		h.down.Add(1)
 		h.log.Error("health check failing", "check", c.Name, "failures", st.failures, "err", err)
 	}
 }
+
+// Down reports whether some check is down: cheap enough for every
+// request.
+func (h *Health) Down() bool { return h.down.Load() > 0 }
 
 // Failing maps each check that is down to its last error.
 func (h *Health) Failing() map[string]string {

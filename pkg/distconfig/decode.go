@@ -340,6 +340,7 @@ func (d *decoder) root(n *node, c *Config) {
 		"auth": func(n *node, path string) { c.Auth = d.auth(n, path) },
 		"notifications": d.section(fields{
 			"endpoints": d.endpoints(&c.Notifications.Endpoints),
+			"events":    d.section(fields{"includereferences": d.boolean(&c.Notifications.IncludeReferences)}),
 			// regctl's own: where the on-disk queues live, how much they hold.
 			"queue": d.section(fields{
 				"directory": d.str(&c.Notifications.Queue.Directory),

@@ -186,6 +186,10 @@ type StorageDriverCheck struct {
 type Notifications struct {
 	Endpoints []Endpoint
 	Queue     NotificationQueue
+	// IncludeReferences (events.includereferences) puts a manifest's
+	// references into its push and pull events. Distribution's default
+	// is false; regctl's is true, as omnibus renders it.
+	IncludeReferences bool
 }
 
 // NotificationQueue is notifications.queue, regctl's own section (CNCF
@@ -290,8 +294,9 @@ func base() *Config {
 			Params:        map[string]any{},
 			UploadPurging: UploadPurging{Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour},
 		},
-		HTTP:   HTTP{Net: "tcp", DrainTimeout: DefaultDrainTimeout},
-		Health: Health{StorageDriver: StorageDriverCheck{Interval: 10 * time.Second}},
+		HTTP:          HTTP{Net: "tcp", DrainTimeout: DefaultDrainTimeout},
+		Health:        Health{StorageDriver: StorageDriverCheck{Interval: 10 * time.Second}},
+		Notifications: Notifications{IncludeReferences: true},
 	}
 }
 

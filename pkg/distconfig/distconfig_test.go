@@ -234,7 +234,6 @@ func TestParseOmnibusConfig(t *testing.T) {
 	wantWarn := []string{
 		"storage.s3.checksum_disabled " + path + ":21",
 		"storage.s3.maxretries " + path + ":22",
-		"notifications.events " + path + ":73",
 		"reporting " + path + ":75",
 		"profiling " + path + ":79",
 		"middleware " + path + ":82",
@@ -533,6 +532,15 @@ func TestParseAccepts(t *testing.T) {
 				if q := c.Notifications.Queue; q.Directory != "q" || q.MaxEvents != 50 {
 					t.Errorf("queue = %+v", q)
 				}
+				if !c.Notifications.IncludeReferences {
+					t.Error("references are off without events.includereferences: regctl's default is on")
+				}
+			}},
+		{"events without references", "version: 0.1\nstorage: inmemory\nnotifications:\n  events:\n    includereferences: false\n",
+			func(t *testing.T, c *Config) {
+				if c.Notifications.IncludeReferences {
+					t.Error("events.includereferences: false is not read")
+				}
 			}},
 		{"log level case and headers", minimal + "  headers:\n    x-frame-options: DENY\nlog:\n  level: DEBUG\n", func(t *testing.T, c *Config) {
 			if c.Log.Level != "debug" || c.Log.SlogLevel() != slog.LevelDebug {
@@ -775,8 +783,9 @@ func TestDefault(t *testing.T) {
 			DeleteEnabled: true,
 			UploadPurging: UploadPurging{Enabled: true, Age: 168 * time.Hour, Interval: 24 * time.Hour},
 		},
-		HTTP:   HTTP{Addr: "127.0.0.1:5000", Net: "tcp", DrainTimeout: DefaultDrainTimeout},
-		Health: Health{StorageDriver: StorageDriverCheck{Interval: 10 * time.Second}},
+		HTTP:          HTTP{Addr: "127.0.0.1:5000", Net: "tcp", DrainTimeout: DefaultDrainTimeout},
+		Health:        Health{StorageDriver: StorageDriverCheck{Interval: 10 * time.Second}},
+		Notifications: Notifications{IncludeReferences: true},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default\n got: %+v\nwant: %+v", c, want)

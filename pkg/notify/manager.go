@@ -41,8 +41,9 @@ type Config struct {
 	// Handoff bounds the events accepted from requests and not yet
 	// written to disk, per endpoint (DefaultHandoff).
 	Handoff int
-	// MaxBackoff caps the wait between retries once an endpoint has
-	// failed maxretries times in a row (DefaultMaxBackoff).
+	// MaxBackoff is the pause after a queue segment that no longer
+	// reads could not be removed either (DefaultMaxBackoff). Delivery
+	// retries follow the endpoint's maxretries and backoff alone.
 	MaxBackoff time.Duration
 	// Source is put into every event.
 	Source Source
@@ -336,10 +337,16 @@ func (e *endpoint) writeLoop() {
 }
 
 // deliverLoop sends queued events oldest first, up to maxDelivery in one
-// envelope. Events leave the queue only on a 2xx answer. Failed attempts are retried
-// every backoff; after maxretries failures in a row the endpoint is
-// logged as failing and the wait doubles up to the cap, until it answers
-// again.
+// envelope. Events leave the queue only on a 2xx answer.
+//
+// Failed attempts follow CNCF Distribution's rhythm (its endpoint's
+// circuit breaker, configured by threshold and backoff): a failure is
+// retried at once until maxretries (threshold) attempts in a row have
+// failed; from then on each attempt waits backoff after the previous
+// failure, with no growth, until the endpoint answers 2xx, which resets
+// the count. Like Distribution, it never gives an event up; unlike
+// Distribution, the events wait on disk, so new ones are dropped only
+// when the queue is full.
 func (e *endpoint) deliverLoop(ctx context.Context) {
 	attempt := 0
 	for {
@@ -387,22 +394,27 @@ func (e *endpoint) deliverLoop(ctx context.Context) {
 			e.statuses[strconv.Itoa(status)+" "+http.StatusText(status)]++
 			e.statusMu.Unlock()
 		}
-		wait := e.cfg.Backoff
-		if over := attempt - e.cfg.MaxRetries; over >= 0 {
-			if over == 0 {
-				e.log.Warn("notification endpoint failing; events stay queued and are retried",
-					"url", e.safeURL, "attempts", attempt, "status", status, "err", errText(err), "pending", e.q.Pending())
-			}
-			wait = min(e.cfg.Backoff<<min(over+1, 20), e.maxBackoff)
-		}
-		if wait <= 0 {
-			wait = 10 * time.Millisecond
+		wait := retryWait(attempt, e.cfg.MaxRetries, e.cfg.Backoff)
+		if attempt == max(e.cfg.MaxRetries, 1) {
+			e.log.Warn("notification endpoint failing; events stay queued and are retried every backoff",
+				"url", e.safeURL, "attempts", attempt, "backoff", e.cfg.Backoff, "status", status, "err", errText(err), "pending", e.q.Pending())
 		}
 		e.log.Debug("notification delivery failed", "attempt", attempt, "status", status, "err", errText(err), "retry_in", wait)
-		if !sleep(ctx, wait) {
+		if wait > 0 && !sleep(ctx, wait) {
 			return
 		}
 	}
+}
+
+// retryWait is the pause before the next attempt after failures
+// attempts in a row have failed: none below threshold, then backoff
+// (Distribution's breaker: threshold failures open it, and it lets one
+// attempt through every backoff).
+func retryWait(failures, threshold int, backoff time.Duration) time.Duration {
+	if failures < threshold {
+		return 0
+	}
+	return max(backoff, 10*time.Millisecond)
 }
 
 func errText(err error) string {

@@ -132,37 +132,67 @@ func TestDeliversInOrderWithHeadersAndFilters(t *testing.T) {
 }
 
 func TestFlakyEndpointIsRetriedWithBackoff(t *testing.T) {
-	// The first 4 attempts fail with 503, then everything is accepted.
+	// The first 6 attempts fail with 503, then everything is accepted.
 	rc := newReceiver(t, func(call int64) int {
-		if call <= 4 {
+		if call <= 6 {
 			return http.StatusServiceUnavailable
 		}
 		return 0
 	})
 	ep := endpointCfg("flaky", rc.srv.URL)
-	ep.Backoff = 100 * time.Millisecond
-	ep.MaxRetries = 2
-	m := startManager(t, Config{Endpoints: []distconfig.Endpoint{ep}, Dir: t.TempDir(), MaxBackoff: 250 * time.Millisecond})
+	ep.Backoff = time.Second
+	ep.MaxRetries = 3
+	m := startManager(t, Config{Endpoints: []distconfig.Endpoint{ep}, Dir: t.TempDir()})
 	m.Notify(pushEvent("r", 1))
+	waitFor(t, "the first attempt", func() bool { return rc.calls.Load() >= 1 })
 	m.Notify(pushEvent("r", 2))
 	waitFor(t, "delivery after failures", func() bool { return len(rc.got()) == 2 })
 	st := m.Stats()[0]
-	if st.Failures != 4 || st.Successes != 2 || st.Statuses["503 Service Unavailable"] != 4 {
+	if st.Failures != 6 || st.Successes != 2 || st.Statuses["503 Service Unavailable"] != 6 {
 		t.Errorf("stats = %+v", st)
 	}
 	if got := rc.got(); got[0].Target.Tag != "t1" || got[1].Target.Tag != "t2" {
 		t.Errorf("order: %v, %v", got[0].Target.Tag, got[1].Target.Tag)
 	}
-	// Waits: backoff, backoff, then doubling from maxretries on, capped:
-	// 100, 200, 250, 250 ms at least between attempts 1..5.
+	// Distribution's rhythm: attempts 1-3 go at once; once 3 in a row
+	// have failed, every attempt waits the backoff (1s) after the last
+	// failure, and the wait does not grow (doubling would make the
+	// gaps 2s, 4s, 8s).
 	rc.mu.Lock()
-	times := rc.times
+	times := append([]time.Time(nil), rc.times...)
 	rc.mu.Unlock()
-	min := []time.Duration{100, 200, 250, 250}
-	for i := 1; i < 5; i++ {
-		if gap := times[i].Sub(times[i-1]); gap < min[i-1]*time.Millisecond*9/10 {
-			t.Errorf("gap before attempt %d = %v, want >= %v ms", i+1, gap, min[i-1])
+	// (The two events may go in one envelope or two.)
+	if len(times) < 7 {
+		t.Fatalf("%d attempts, want 7 or 8", len(times))
+	}
+	for i := 1; i < 7; i++ {
+		gap := times[i].Sub(times[i-1])
+		if i < 3 {
+			if gap >= 500*time.Millisecond {
+				t.Errorf("gap before attempt %d = %v, want an immediate retry (< 500ms)", i+1, gap)
+			}
+			continue
 		}
+		if gap < ep.Backoff || gap > ep.Backoff+1500*time.Millisecond {
+			t.Errorf("gap before attempt %d = %v, want backoff: between 1s and 2.5s", i+1, gap)
+		}
+	}
+}
+
+func TestRetryWaitFollowsDistributionsBreaker(t *testing.T) {
+	for _, c := range []struct {
+		failures, threshold int
+		want                time.Duration
+	}{
+		{1, 5, 0}, {4, 5, 0}, {5, 5, time.Second}, {6, 5, time.Second}, {500, 5, time.Second},
+		{1, 0, time.Second}, {1, 1, time.Second},
+	} {
+		if got := retryWait(c.failures, c.threshold, time.Second); got != c.want {
+			t.Errorf("retryWait(%d, %d, 1s) = %v, want %v", c.failures, c.threshold, got, c.want)
+		}
+	}
+	if got := retryWait(9, 5, 0); got != 10*time.Millisecond {
+		t.Errorf("a zero backoff waits %v, want a 10ms floor", got)
 	}
 }
 

@@ -3,6 +3,7 @@ package reconfigure
 import (
 	"bytes"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"regctl/internal/testtools"
 	"regctl/pkg/certs"
+	"regctl/pkg/distconfig"
 )
 
 // testSecrets is one 2048-bit pair shared by the tests that need a real
@@ -363,6 +365,18 @@ func TestDistributionAcceptsRenderedConfig(t *testing.T) {
 			}
 			if _, err := Run(l, Options{}); err != nil {
 				t.Fatal(err)
+			}
+			// regctl serve reads the same file, regctl's own keys too.
+			rendered, err := os.ReadFile(l.Resolve().ConfigYML)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dc, err := distconfig.Parse(l.Resolve().ConfigYML, rendered, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatalf("regctl does not read the rendered config.yml: %v", err)
+			}
+			if q := dc.Notifications.Queue; q.Directory != l.Resolve().NotifyQueue || q.MaxEvents != s.Registry.NotificationsQueueMaxEvents {
+				t.Errorf("notifications.queue = %+v, want directory %q, maxevents %d", q, l.Resolve().NotifyQueue, s.Registry.NotificationsQueueMaxEvents)
 			}
 			testtools.StartDistribution(t, l.Resolve().ConfigYML, addr)
 			resp, err := http.Get("http://" + addr + "/v2/")

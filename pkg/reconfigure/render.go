@@ -88,6 +88,8 @@ func Render(l *Loaded, sec RegistrySecrets) ([]File, []Dir, error) {
 		"Validation":          s.Registry.ValidationEnabled,
 		"Schema1":             s.Registry.CompatibilitySchema1Enabled,
 		"Notifications":       notifs,
+		"QueueDir":            p.NotifyQueue,
+		"QueueMaxEvents":      s.Registry.NotificationsQueueMaxEvents,
 		"Redis":               redis,
 		"Cluster":             clusterSection(s.Registry.Cluster),
 	})

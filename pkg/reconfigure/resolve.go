@@ -17,6 +17,9 @@ type Paths struct {
 	Key          string // gitlab_rails.registry_key_path
 	StorageRoot  string // filesystem rootdirectory; "" for other drivers
 	RegistryPath string // gitlab.yml registry.path
+	// NotifyQueue is notifications.queue.directory; "" when unset (the
+	// daemon's default, beside config.yml).
+	NotifyQueue  string
 	SettingsDir  string
 	SettingsFile string
 	RegistryDir  string // data_dir/registry
@@ -59,6 +62,9 @@ func (l *Loaded) Resolve() Paths {
 		p.StorageRoot = abs(root)
 	}
 	p.RegistryPath = p.StorageRoot
+	if s.Registry.NotificationsQueueDirectory != "" {
+		p.NotifyQueue = abs(s.Registry.NotificationsQueueDirectory)
+	}
 	if s.GitlabRails.RegistryPath != "" {
 		p.RegistryPath = abs(s.GitlabRails.RegistryPath)
 	}

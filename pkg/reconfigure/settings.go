@@ -40,6 +40,11 @@ type Registry struct {
 	InternalKey         string `toml:"internal_key"`
 	InternalCertificate string `toml:"internal_certificate"`
 	NotificationSecret  string `toml:"notification_secret"`
+	// The endpoints' queues on disk (regctl's own notifications.queue in
+	// config.yml): their folder, relative to this file's, and how many
+	// events each holds. Rendered only when set.
+	NotificationsQueueDirectory string `toml:"notifications_queue_directory"`
+	NotificationsQueueMaxEvents int    `toml:"notifications_queue_maxevents"`
 	// Storage is Distribution's storage section, passed through as written
 	// (after validation against storageSchema) with omnibus' defaults added.
 	Storage         map[string]any  `toml:"storage"`

@@ -45,7 +45,7 @@ func validate(l *Loaded, ps *problems) {
 	}
 	checkKeyPair(ps, r.InternalKey, r.InternalCertificate)
 	validateStorage(ps, r.Storage, []string{"registry", "storage"})
-	validateNotifications(ps, r.Notifications)
+	validateNotifications(ps, r)
 	validateCleanupPolicies(ps, r.CleanupPolicies)
 
 	g := &s.GitlabRails
@@ -207,7 +207,11 @@ func validateS3(ps *problems, s3 map[string]any, path []string) {
 	}
 }
 
-func validateNotifications(ps *problems, eps []Notification) {
+func validateNotifications(ps *problems, r *Registry) {
+	if r.NotificationsQueueMaxEvents < 0 {
+		ps.add([]string{"registry", "notifications_queue_maxevents"}, "must not be negative (0 or unset: the daemon's default, 100000)")
+	}
+	eps := r.Notifications
 	seen := map[string]int{}
 	for i, ep := range eps {
 		at := func(k string) []string { return []string{"registry", "notifications", strconv.Itoa(i), k} }

@@ -149,6 +149,27 @@ registry_api_url = "registry:5000"
 			want: []wantProblem{{4, "registry.storage.s3.checksum", `"always" must be "when_required" (the default) or "when_supported"`}},
 		},
 		{
+			name: "notification queue settings: shape",
+			src: `[registry]
+notifications_queue_directory = 7
+notifications_queue_maxevent = 5
+`,
+			want: []wantProblem{
+				{2, "registry.notifications_queue_directory", "string"},
+				{3, "registry.notifications_queue_maxevent", "notifications_queue_maxevents"},
+			},
+		},
+		{
+			name: "notification queue settings: values",
+			src: `[registry]
+notifications_queue_directory = "queues"
+notifications_queue_maxevents = -1
+`,
+			want: []wantProblem{
+				{3, "registry.notifications_queue_maxevents", "must not be negative"},
+			},
+		},
+		{
 			name: "key pair given half, and cleanup policy regex",
 			src: `[registry]
 internal_key = "-----BEGIN RSA PRIVATE KEY-----"
@@ -248,6 +269,7 @@ func TestRelativePathsResolveAgainstSettingsFolder(t *testing.T) {
 	src := `data_dir = "data"
 [registry]
 rootcertbundle = "certs/registry.crt"
+notifications_queue_directory = "queues"
 [registry.storage.filesystem]
 rootdirectory = "../shared/registry"
 [gitlab_rails]
@@ -266,6 +288,7 @@ registry_key_path = "keys/registry.key"
 		"storage root": {p.StorageRoot, "/srv/shared/registry"},
 		"gitlab path":  {p.RegistryPath, "/srv/shared/registry"},
 		"secrets":      {p.Secrets, "/srv/regctl/regctl-secrets.json"},
+		"notify queue": {p.NotifyQueue, "/srv/regctl/queues"},
 	} {
 		if got[0] != got[1] {
 			t.Errorf("%s = %s, want %s", what, got[0], got[1])

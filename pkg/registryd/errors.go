@@ -29,6 +29,7 @@ const (
 	CodeTagInvalid          = "TAG_INVALID"
 	CodePaginationInvalid   = "PAGINATION_NUMBER_INVALID"
 	CodeUnknown             = "UNKNOWN"
+	CodeUnavailable         = "UNAVAILABLE"
 )
 
 // apiError is one entry of the OCI error envelope.

@@ -60,26 +60,17 @@ func (s *Server) emit(r *http.Request, action string, t notify.Target) {
 
 func (s *Server) notifying() bool { return s.opts.Notifier != nil }
 
-// manifestTarget describes a manifest; m may be nil (a pull, where the
-// body is not parsed again just for the event).
-func (s *Server) manifestTarget(r *http.Request, name string, d digest.Digest, mt string, size int, tag string, m *manifestDoc) notify.Target {
-	t := notify.Target{
+// manifestTarget describes a manifest with its references (config,
+// layers, index entries, subject: manifestDoc.references).
+func (s *Server) manifestTarget(r *http.Request, name string, d digest.Digest, mt string, size int, tag string, refs []ocispec.Descriptor) notify.Target {
+	if s.opts.NoReferences {
+		refs = nil
+	}
+	return notify.Target{
 		MediaType: mt, Digest: d.String(), Size: int64(size), Length: int64(size),
 		Repository: name, URL: s.location(r, "/v2/"+name+"/manifests/"+d.String()), Tag: tag,
+		References: refs,
 	}
-	if m != nil {
-		var refs []ocispec.Descriptor
-		if m.Config != nil {
-			refs = append(refs, *m.Config)
-		}
-		refs = append(refs, m.Layers...)
-		refs = append(refs, m.Manifests...)
-		if m.Subject != nil {
-			refs = append(refs, *m.Subject)
-		}
-		t.References = refs
-	}
-	return t
 }
 
 // blobTarget describes a blob in a repository.

@@ -57,10 +57,12 @@ func (h *webhook) wait(t *testing.T, n int) []notify.Event {
 
 // TestEventsReachAWebhook runs the API with a real notify.Manager and
 // checks what a receiver gets for push, pull, mount and delete.
-func TestEventsReachAWebhook(t *testing.T) {
+// startHook is a webhook receiver and a notify.Manager sending to it.
+func startHook(t *testing.T) (*webhook, *notify.Manager) {
+	t.Helper()
 	hook := &webhook{}
 	hs := httptest.NewServer(hook)
-	defer hs.Close()
+	t.Cleanup(hs.Close)
 	m, err := notify.New(notify.Config{
 		Endpoints: []distconfig.Endpoint{{Name: "hook", URL: hs.URL, Timeout: 5 * time.Second, MaxRetries: 3, Backoff: 50 * time.Millisecond}},
 		Dir:       t.TempDir(),
@@ -69,7 +71,12 @@ func TestEventsReachAWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Start(notify.Source{Addr: "registry:5000", InstanceID: "node-1"})
-	defer m.Stop()
+	t.Cleanup(m.Stop)
+	return hook, m
+}
+
+func TestEventsReachAWebhook(t *testing.T) {
+	hook, m := startHook(t)
 	e := newMfEnv(t, Options{DeleteEnabled: true, Notifier: m})
 
 	// 1: blob push through an upload, 2: manifest push by tag.
@@ -130,8 +137,11 @@ func TestEventsReachAWebhook(t *testing.T) {
 		{"push", notify.Target{MediaType: ocispec.MediaTypeImageManifest, Digest: md.String(), Size: int64(len(body)), Length: int64(len(body)),
 			Repository: "team/app", URL: base + "/v2/team/app/manifests/" + md.String(), Tag: "v1",
 			References: []ocispec.Descriptor{cfg, {MediaType: ocispec.MediaTypeImageLayer, Digest: ld, Size: int64(len(layer))}}}},
+		// A pull carries the references too, as Distribution's do (its
+		// bridge builds push and pull events alike).
 		{"pull", notify.Target{MediaType: ocispec.MediaTypeImageManifest, Digest: md.String(), Size: int64(len(body)), Length: int64(len(body)),
-			Repository: "team/app", URL: base + "/v2/team/app/manifests/" + md.String(), Tag: "v1"}},
+			Repository: "team/app", URL: base + "/v2/team/app/manifests/" + md.String(), Tag: "v1",
+			References: []ocispec.Descriptor{cfg, {MediaType: ocispec.MediaTypeImageLayer, Digest: ld, Size: int64(len(layer))}}}},
 		{"pull", notify.Target{MediaType: "application/octet-stream", Digest: ld.String(), Size: int64(len(layer)), Length: int64(len(layer)),
 			Repository: "team/app", URL: base + "/v2/team/app/blobs/" + ld.String()}},
 		{"mount", notify.Target{MediaType: "application/octet-stream", Digest: ld.String(), Size: int64(len(layer)), Length: int64(len(layer)),
@@ -153,5 +163,31 @@ func TestEventsReachAWebhook(t *testing.T) {
 	}
 	if got[0].Request.UserAgent != "events-test/1.0" || got[0].Request.Method != "PUT" {
 		t.Errorf("request of the blob push = %+v", got[0].Request)
+	}
+}
+
+// notifications.events.includereferences: false leaves the references
+// out of manifest push and pull events, as in Distribution.
+func TestEventsWithoutReferences(t *testing.T) {
+	hook, m := startHook(t)
+	e := newMfEnv(t, Options{Notifier: m, NoReferences: true})
+	cfg := e.putBlob("team/app", ocispec.MediaTypeImageConfig, []byte(`{"x":2}`))
+	body := mustJSON(t, ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Config: cfg, Layers: []ocispec.Descriptor{}})
+	e.mustPush("team/app", "v1", ocispec.MediaTypeImageManifest, body)
+	if r := e.do(http.MethodGet, "/v2/team/app/manifests/v1", map[string]string{"Accept": ocispec.MediaTypeImageManifest}, nil); r.code != 200 {
+		t.Fatalf("manifest get: %d", r.code)
+	}
+	var manifestEvents int
+	for _, ev := range hook.wait(t, 2) { // manifest push and pull
+		if ev.Target.MediaType != ocispec.MediaTypeImageManifest {
+			continue
+		}
+		manifestEvents++
+		if ev.Target.References != nil {
+			t.Errorf("%s event carries references: %+v", ev.Action, ev.Target.References)
+		}
+	}
+	if manifestEvents != 2 {
+		t.Errorf("%d manifest events, want a push and a pull", manifestEvents)
 	}
 }

@@ -105,54 +105,101 @@ func parseStoredManifest(b []byte) (*manifestDoc, error) {
 	return &m, nil
 }
 
+// references are what the manifest points at, as notification events
+// list them: config, layers, index entries, subject.
+func (m *manifestDoc) references() []ocispec.Descriptor {
+	var refs []ocispec.Descriptor
+	if m.Config != nil {
+		refs = append(refs, *m.Config)
+	}
+	refs = append(refs, m.Layers...)
+	refs = append(refs, m.Manifests...)
+	if m.Subject != nil {
+		refs = append(refs, *m.Subject)
+	}
+	return refs
+}
+
 // mediaTypeMemo maps the bytes of stored manifests to the media type
-// they are served as, so that a manifest pulled again and again is parsed
-// once rather than on every GET (parsing was the largest cost of a GET
-// after the file reads). It is keyed by the content itself, which is
-// immutable, so an entry can never be stale; and it is only consulted
-// with bytes just read from storage, so it never tells whether a
-// manifest exists: a deleted manifest is not found before the memo is
-// asked. Bounded; when full it starts over.
+// they are served as and their references (for pull events), so that a
+// manifest pulled again and again is parsed once rather than on every
+// GET (parsing was the largest cost of a GET after the file reads). It
+// is keyed by the content itself, which is immutable, so an entry can
+// never be stale; and it is only consulted with bytes just read from
+// storage, so it never tells whether a manifest exists: a deleted
+// manifest is not found before the memo is asked. Bounded; when full it
+// starts over.
 type mediaTypeMemo struct {
 	mu    sync.Mutex
-	m     map[string]string
+	m     map[string]memoEntry
 	bytes int
+}
+
+type memoEntry struct {
+	mt string
+	// refs is shared by every caller: read it, never change it.
+	refs []ocispec.Descriptor
+}
+
+// cost is roughly the memory an entry for body holds.
+func (e memoEntry) cost(body []byte) int {
+	n := len(body)
+	for _, r := range e.refs {
+		n += 96 + len(r.MediaType) + len(r.Digest) + len(r.ArtifactType)
+		for k, v := range r.Annotations {
+			n += len(k) + len(v)
+		}
+	}
+	return n
 }
 
 const (
 	memoMaxBody  = 64 << 10 // larger manifests are parsed every time
-	memoMaxBytes = 16 << 20 // the memo's budget for keys
+	memoMaxBytes = 16 << 20 // the memo's budget for keys and references
 )
 
 // of returns the media type body is served as: its mediaType, or what its
 // shape says, or, for bytes that do not parse, the image manifest type and
 // the error (not remembered, so each GET logs it).
 func (c *mediaTypeMemo) of(body []byte) (string, error) {
+	e, err := c.entry(body)
+	return e.mt, err
+}
+
+// references returns the references of the manifest body, nil when it
+// does not parse. The slice is shared: never change it.
+func (c *mediaTypeMemo) references(body []byte) []ocispec.Descriptor {
+	e, _ := c.entry(body)
+	return e.refs
+}
+
+func (c *mediaTypeMemo) entry(body []byte) (memoEntry, error) {
 	if len(body) <= memoMaxBody {
 		c.mu.Lock()
-		mt, ok := c.m[string(body)]
+		e, ok := c.m[string(body)]
 		c.mu.Unlock()
 		if ok {
-			return mt, nil
+			return e, nil
 		}
 	}
 	m, err := parseStoredManifest(body)
 	if err != nil {
-		return ocispec.MediaTypeImageManifest, err
+		return memoEntry{mt: ocispec.MediaTypeImageManifest}, err
 	}
-	mt := m.mediaType()
+	e := memoEntry{mt: m.mediaType(), refs: m.references()}
 	if len(body) <= memoMaxBody {
+		cost := e.cost(body)
 		c.mu.Lock()
-		if c.m == nil || c.bytes+len(body) > memoMaxBytes {
-			c.m, c.bytes = map[string]string{}, 0
+		if c.m == nil || c.bytes+cost > memoMaxBytes {
+			c.m, c.bytes = map[string]memoEntry{}, 0
 		}
 		if _, ok := c.m[string(body)]; !ok {
-			c.m[string(body)] = mt
-			c.bytes += len(body)
+			c.m[string(body)] = e
+			c.bytes += cost
 		}
 		c.mu.Unlock()
 	}
-	return mt, nil
+	return e, nil
 }
 
 func manifestInvalid(msg string, detail any) error {
@@ -418,7 +465,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 	}
 	w.WriteHeader(http.StatusCreated)
 	if s.notifying() {
-		s.emit(r, notify.ActionPush, s.manifestTarget(r, name, d, m.mediaType(), len(body), tag, m))
+		s.emit(r, notify.ActionPush, s.manifestTarget(r, name, d, m.mediaType(), len(body), tag, m.references()))
 	}
 	return nil
 }
@@ -515,7 +562,9 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref s
 			if !isDigest(ref) {
 				tag = ref
 			}
-			s.emit(r, notify.ActionPull, s.manifestTarget(r, name, d, mt, len(body), tag, nil))
+			// The references, as in push events, from the memo: a
+			// body that does not parse goes without them.
+			s.emit(r, notify.ActionPull, s.manifestTarget(r, name, d, mt, len(body), tag, s.mediaTypes.references(body)))
 		}
 	}
 	return nil

@@ -23,6 +23,7 @@ func TestMediaTypeMemo(t *testing.T) {
 		`{"schemaVersion":1}`,
 		`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}`,
 		`{"schemaVersion":2,"config":{}}`,
+		`{"schemaVersion":2,"config":{"mediaType":"c","digest":"sha256:1","size":1},"layers":[{"mediaType":"l","digest":"sha256:2","size":2}],"subject":{"digest":"sha256:3"}}`,
 		`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"size":"x"}]}`,
 		`not json`,
 		``,
@@ -39,6 +40,15 @@ func TestMediaTypeMemo(t *testing.T) {
 			got, err := c.of([]byte(doc))
 			if got != want || (err == nil) != (wantErr == nil) {
 				t.Errorf("round %d, %s: got %q, %v; parsing gives %q, %v", round, doc, got, err, want, wantErr)
+			}
+			var wantRefs []ocispec.Descriptor
+			if m, err := parseStoredManifest([]byte(doc)); err == nil {
+				wantRefs = m.references()
+			}
+			gr, _ := json.Marshal(c.references([]byte(doc)))
+			wr, _ := json.Marshal(wantRefs)
+			if string(gr) != string(wr) {
+				t.Errorf("round %d, %s: references %s, parsing gives %s", round, doc, gr, wr)
 			}
 		}
 	}

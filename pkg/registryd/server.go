@@ -48,6 +48,14 @@ type Options struct {
 	Observer Observer
 	// Cache is the shared blob descriptor cache (cache.go); nil for none.
 	Cache blobcache.Cache
+	// NoReferences leaves the references out of manifest push and pull
+	// events (notifications.events.includereferences: false).
+	NoReferences bool
+	// Unhealthy reports that a health check (health.storagedriver) is
+	// down: every API request then answers 503 UNAVAILABLE, as CNCF
+	// Distribution's do, so a load balancer takes the node out. nil:
+	// never.
+	Unhealthy func() bool
 }
 
 // Server serves the registry API. Create it with New.
@@ -376,6 +384,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, info *requestInfo
 		return
 	}
 	info.route = RouteNames[rt.kind]
+	if s.opts.Unhealthy != nil && s.opts.Unhealthy() {
+		s.writeError(w, r, newError(http.StatusServiceUnavailable, CodeUnavailable,
+			"service unavailable: a health check of this registry fails (see /debug/health on its debug address)"))
+		return
+	}
 	if rt.kind != routeBase && rt.kind != routeCatalog {
 		if err := checkName(rt.name); err != nil {
 			s.writeError(w, r, err)

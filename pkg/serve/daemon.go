@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"regctl/pkg/auth"
+	"regctl/pkg/blobcache"
 	"regctl/pkg/debugserver"
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
@@ -94,6 +95,9 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	if err != nil {
 		return nil, err
 	}
+	if g, ok := cache.(*blobcache.Guarded); ok && mx != nil {
+		mx.BlobCache(g.Stats)
+	}
 	heartbeat, err := ClusterHeartbeat(cfg.Cluster)
 	if err != nil {
 		return nil, err
@@ -111,6 +115,9 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 			mx.Notifications(nm.Stats)
 		}
 	}
+	// Health checks answer /debug/health and, while one is down, every
+	// API request (503), as Distribution's do.
+	health := debugserver.NewHealth(log)
 	srv := registryd.New(registryd.Options{
 		Notifier:         notifier,
 		Observer:         observer,
@@ -123,10 +130,12 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		Headers:          cfg.HTTP.Headers,
 		RelativeURLs:     cfg.HTTP.RelativeURLs,
 		Cache:            cache,
+		Unhealthy:        health.Down,
+		NoReferences:     !cfg.Notifications.IncludeReferences,
 	})
 	return &Daemon{
 		ConfigPath: configPath, HeartbeatInterval: heartbeat, nodeID: maintenance.NewNodeID(),
-		server: srv, notify: nm, metrics: mx, health: debugserver.NewHealth(log), cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
+		server: srv, notify: nm, metrics: mx, health: health, cfg: cfg, log: log, level: level, fatal: make(chan error, 1),
 	}, nil
 }
 
@@ -321,7 +330,7 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 		})
 	}
 	if d.metrics != nil {
-		go d.watchMaintenance(bg, d.metrics.Maintenance())
+		go d.watchMaintenance(bg, d.metrics.Maintenance(), d.metrics.GCReports())
 	}
 
 	if d.notify != nil {

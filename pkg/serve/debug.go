@@ -13,6 +13,7 @@ import (
 
 	"regctl/pkg/debugserver"
 	"regctl/pkg/distconfig"
+	"regctl/pkg/gcreport"
 	"regctl/pkg/metrics"
 	"regctl/pkg/notify"
 	"regctl/pkg/storage"
@@ -35,14 +36,43 @@ func (d *Daemon) debugOptions() debugserver.Options {
 	return o
 }
 
+// gcReportEvery is how often the daemon reads the last GC report
+// besides at start and when a maintenance window ends: dry runs take no
+// lease, so no window tells of them.
+var gcReportEvery = time.Minute
+
 // watchMaintenance feeds the maintenance (garbage collection) figures:
 // the agent switches maintenance on and off, this polls it every second.
-func (d *Daemon) watchMaintenance(ctx context.Context, mt *metrics.Maintenance) {
+// The last GC run's figures come from the report the collector leaves in
+// the storage (gcreport), read at start, when a window ends and every
+// gcReportEvery.
+func (d *Daemon) watchMaintenance(ctx context.Context, mt *metrics.Maintenance, gr *metrics.GCReports) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var lastErr string
+	readReports := func() {
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		l, err := gcreport.Read(rctx, d.server.Driver())
+		gr.Set(l)
+		switch {
+		case err != nil && err.Error() != lastErr && ctx.Err() == nil:
+			d.log.Warn("reading the last garbage collection's report for the metrics", "err", err)
+			lastErr = err.Error()
+		case err == nil:
+			lastErr = ""
+		}
+	}
+	readReports()
+	wasOn, lastRead := false, time.Now()
 	for {
 		_, on := d.server.Maintenance()
 		mt.Observe(on, time.Now())
+		if (wasOn && !on) || time.Since(lastRead) >= gcReportEvery {
+			readReports()
+			lastRead = time.Now()
+		}
+		wasOn = on
 		select {
 		case <-ctx.Done():
 			return
