@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -190,8 +191,36 @@ func canDial(addr string) bool {
 	if err != nil {
 		return false
 	}
+	// Dialling a loopback port nobody listens on can connect to itself
+	// when the kernel picks that same port as the source (TCP
+	// simultaneous open): that is no server.
+	self := c.LocalAddr().String() == c.RemoteAddr().String()
 	_ = c.Close()
-	return true
+	return !self
+}
+
+// StartOnFreePort starts the server that cmd builds for a free loopback
+// address, as StartCmd does. FreeAddr's port is free when it is picked,
+// but a test running in parallel may take it before the server binds it:
+// then it tries again on another port, a few times.
+func StartOnFreePort(t testing.TB, cmd func(addr string) *exec.Cmd) (*Process, string) {
+	t.Helper()
+	var errs []string
+	for range 3 {
+		addr := FreeAddr(t)
+		p, err := TryStartCmd(t, addr, cmd(addr))
+		if err == nil {
+			return p, addr
+		}
+		taken := strings.Contains(err.Error(), "port taken") ||
+			(p != nil && strings.Contains(p.Output(), "address already in use"))
+		if !taken {
+			t.Fatalf("testtools: %v", err)
+		}
+		errs = append(errs, err.Error())
+	}
+	t.Fatalf("testtools: no free port after 3 tries:\n%s", strings.Join(errs, "\n"))
+	return nil, ""
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of stdout and

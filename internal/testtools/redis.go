@@ -26,13 +26,12 @@ type Redis struct {
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
 	bin := Tool(t, RedisTool)
-	addr := FreeAddr(t)
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatalf("testtools: %v", err)
-	}
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	cmd.Dir = t.TempDir()
-	p := StartCmd(t, addr, cmd)
+	dir := t.TempDir()
+	p, addr := StartOnFreePort(t, func(addr string) *exec.Cmd {
+		_, port, _ := net.SplitHostPort(addr)
+		cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+		cmd.Dir = dir
+		return cmd
+	})
 	return &Redis{Addr: addr, Process: p}
 }

@@ -63,13 +63,15 @@ func NewVersityGW(t testing.TB) *VersityGW {
 		Region:    VersityGWRegion,
 		Dir:       t.TempDir(),
 	}
-	addr := FreeAddr(t)
-	// --quiet: the request log would grow in memory for the whole test.
-	cmd := exec.Command(bin, "--port", addr, "--quiet", "posix", g.Dir)
-	// Variables of the caller's own gateway must not leak in.
-	env := withoutPrefix(withoutPrefix(os.Environ(), "VGW_"), "ROOT_")
-	cmd.Env = append(env, "ROOT_ACCESS_KEY="+g.AccessKey, "ROOT_SECRET_KEY="+g.SecretKey)
-	g.Process = StartCmd(t, addr, cmd)
+	p, addr := StartOnFreePort(t, func(addr string) *exec.Cmd {
+		// --quiet: the request log would grow in memory for the whole test.
+		cmd := exec.Command(bin, "--port", addr, "--quiet", "posix", g.Dir)
+		// Variables of the caller's own gateway must not leak in.
+		env := withoutPrefix(withoutPrefix(os.Environ(), "VGW_"), "ROOT_")
+		cmd.Env = append(env, "ROOT_ACCESS_KEY="+g.AccessKey, "ROOT_SECRET_KEY="+g.SecretKey)
+		return cmd
+	})
+	g.Process = p
 	g.Endpoint = "http://" + addr
 	return g
 }
