@@ -113,7 +113,13 @@ func (c *collector) load(ctx context.Context) error {
 		return phaseErr(PhaseScan, err)
 	}
 	sortRepos(c.repos, c.drv.Name())
-	c.rep.Repositories = len(c.repos)
+	for _, r := range c.repos {
+		if r.orphan {
+			c.rep.OrphanRepositories++
+		} else {
+			c.rep.Repositories++
+		}
+	}
 	if err := c.readLinks(ctx); err != nil {
 		return phaseErr(PhaseRead, err)
 	}
@@ -146,6 +152,7 @@ func (c *collector) run(ctx context.Context) (*Report, error) {
 	c.rep.BlobsMarked = len(res.marked)
 	c.rep.ManifestsMarked = len(res.walked)
 	c.rep.ReferrersKept = res.referrersKept
+	c.rep.LayerLinksKept = res.linksKept
 	c.log.Info("gc: marked", "blobs_marked", c.rep.BlobsMarked, "manifests_marked", c.rep.ManifestsMarked, "referrers_kept", c.rep.ReferrersKept)
 
 	p := c.plan(res)

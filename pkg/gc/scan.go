@@ -19,6 +19,7 @@ import (
 type repo struct {
 	name             string
 	revDir, layerDir string
+	orphan           bool // no _manifests folder: not a repository to Distribution
 
 	// From the listing (paths are full driver paths).
 	revLinks   []string            // files named "link" below _manifests/revisions
@@ -142,21 +143,28 @@ func (c *collector) discover(ctx context.Context, g *group, dir string) error {
 	if err != nil {
 		return fmt.Errorf("listing %s: %w", dir, err)
 	}
-	isRepo := false
+	isRepo, hasLayers := false, false
 	for _, ch := range children {
-		if path.Base(ch) == "_manifests" {
+		switch path.Base(ch) {
+		case "_manifests":
 			isRepo = true
+		case "_layers":
+			hasLayers = true
 		}
 	}
 	var r *repo
-	if isRepo && dir != storage.RepositoriesRoot() {
+	if dir != storage.RepositoriesRoot() && (isRepo || hasLayers) {
 		r = c.addRepo(strings.TrimPrefix(dir, storage.RepositoriesRoot()+"/"))
+		// Layer links but no _manifests: every manifest was deleted
+		// through the API. Distribution's catalog does not list it;
+		// Run only looks at its layer links (see orphanLinks).
+		r.orphan = !isRepo
 	}
 	c.prog.add(0, len(children))
 	for _, ch := range children {
 		name := path.Base(ch)
 		switch {
-		case r != nil && (name == "_manifests" || name == "_layers" || name == "_regctl"):
+		case r != nil && (name == "_manifests" || name == "_layers" || (name == "_regctl" && !r.orphan)):
 			g.Go(func(ctx context.Context) error {
 				defer c.prog.add(1, 0)
 				if c.layout {
