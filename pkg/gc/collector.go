@@ -38,6 +38,9 @@ type collector struct {
 	links     map[string]linkRead
 	linkMD5   map[string]string               // link path -> MD5 from a FileLister
 	manifests map[digest.Digest]*manifestInfo // by blob digest
+	// prefetched: manifests read during the scan, by the digest their
+	// revision link's path names (see prefetch).
+	prefetched map[digest.Digest]*prefetchRead
 
 	rep *Report
 }
@@ -53,6 +56,7 @@ func newCollector(drv storage.Driver, opts Options) *collector {
 		problemSeen: map[Problem]bool{},
 		links:       map[string]linkRead{},
 		linkMD5:     map[string]string{},
+		prefetched:  map[digest.Digest]*prefetchRead{},
 		layout:      drv.Name() == "filesystem",
 		rep:         &Report{DryRun: opts.DryRun},
 	}
