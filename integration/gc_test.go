@@ -170,3 +170,68 @@ func pullAllLayers(img v1.Image) error {
 	}
 	return nil
 }
+
+// TestGarbageCollectKeepsManifestTaggedElsewherePullable: with -m, an
+// index untagged in team/a but tagged in team/b stays in team/a (its
+// digest is marked), children and all. Distribution judges team/a's
+// layer links before team/b marks the children's blobs, and deletes
+// them: the index then answers "exists" in team/a but does not pull
+// there, and a client pushing it again skips the children (HEAD 200),
+// so that accepted push does not pull either. regctl keeps the links.
+func TestGarbageCollectKeepsManifestTaggedElsewherePullable(t *testing.T) {
+	t.Parallel()
+	addr := testtools.FreeAddr(t)
+	config := serveConfig(t, addr, "")
+	cmd := exec.Command(regctlBinary(t), "serve", config)
+	cmd.Env = cleanEnv(gcHeartbeat)
+	testtools.StartCmd(t, addr, cmd)
+	t.Cleanup(closeClientConns)
+
+	c1, c2 := randomImage(t, 512, 2), randomImage(t, 512, 2)
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: c1}, mutate.IndexAddendum{Add: c2})
+	for _, ref := range []string{"/team/a:latest", "/team/b:latest"} {
+		if err := remote.WriteIndex(mustRef(t, addr+ref), idx); err != nil {
+			t.Fatalf("push %s: %v", ref, err)
+		}
+	}
+	// team/a:latest moves on: the index is untagged in team/a (met
+	// first), tagged in team/b.
+	if err := remote.Write(mustRef(t, addr+"/team/a:latest"), randomImage(t, 512, 1)); err != nil {
+		t.Fatal(err)
+	}
+
+	stdout, stderr, code := runRegctlSplit(t, cleanEnv(gcHeartbeat), "-o", "json", "registry-garbage-collect", "-m", config)
+	if code != 0 {
+		t.Fatalf("registry-garbage-collect -m: exit %d\n%s%s", code, stdout, stderr)
+	}
+	var res gcResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("output is not JSON (%v):\n%s", err, stdout)
+	}
+	// Two children, each a config and two layers: Distribution deletes
+	// those six links in team/a.
+	if rep := res.Report; rep.ManifestsDeleted != 0 || rep.LayerLinksDeleted != 0 || rep.LayerLinksKept != 6 {
+		t.Errorf("deleted %d manifests and %d layer links, kept %d layer links Distribution deletes; want 0, 0, 6",
+			rep.ManifestsDeleted, rep.LayerLinksDeleted, rep.LayerLinksKept)
+	}
+
+	// Pushed to team/a again, as a client does: the index and its
+	// children exist there, so no blob goes up. It pulls completely.
+	if err := remote.WriteIndex(mustRef(t, addr+"/team/a:again"), idx); err != nil {
+		t.Fatalf("push team/a:again: %v", err)
+	}
+	got, err := remote.Index(mustRef(t, addr+"/team/a:again"))
+	var im *v1.IndexManifest
+	if err == nil {
+		im, err = got.IndexManifest()
+	}
+	if err != nil {
+		t.Fatalf("pull team/a:again: %v", err)
+	}
+	if len(im.Manifests) != 2 {
+		t.Fatalf("team/a:again has %d children, want 2", len(im.Manifests))
+	}
+	for _, m := range im.Manifests {
+		pullComplete(t, addr+"/team/a@"+m.Digest.String())
+	}
+}

@@ -38,6 +38,9 @@ type collector struct {
 	links     map[string]linkRead
 	linkMD5   map[string]string               // link path -> MD5 from a FileLister
 	manifests map[digest.Digest]*manifestInfo // by blob digest
+	// prefetched: manifests read during the scan, by the digest their
+	// revision link's path names (see prefetch).
+	prefetched map[digest.Digest]*prefetchRead
 
 	rep *Report
 }
@@ -53,6 +56,7 @@ func newCollector(drv storage.Driver, opts Options) *collector {
 		problemSeen: map[Problem]bool{},
 		links:       map[string]linkRead{},
 		linkMD5:     map[string]string{},
+		prefetched:  map[digest.Digest]*prefetchRead{},
 		layout:      drv.Name() == "filesystem",
 		rep:         &Report{DryRun: opts.DryRun},
 	}
@@ -113,7 +117,13 @@ func (c *collector) load(ctx context.Context) error {
 		return phaseErr(PhaseScan, err)
 	}
 	sortRepos(c.repos, c.drv.Name())
-	c.rep.Repositories = len(c.repos)
+	for _, r := range c.repos {
+		if r.orphan {
+			c.rep.OrphanRepositories++
+		} else {
+			c.rep.Repositories++
+		}
+	}
 	if err := c.readLinks(ctx); err != nil {
 		return phaseErr(PhaseRead, err)
 	}
@@ -146,6 +156,7 @@ func (c *collector) run(ctx context.Context) (*Report, error) {
 	c.rep.BlobsMarked = len(res.marked)
 	c.rep.ManifestsMarked = len(res.walked)
 	c.rep.ReferrersKept = res.referrersKept
+	c.rep.LayerLinksKept = res.linksKept
 	c.log.Info("gc: marked", "blobs_marked", c.rep.BlobsMarked, "manifests_marked", c.rep.ManifestsMarked, "referrers_kept", c.rep.ReferrersKept)
 
 	p := c.plan(res)

@@ -1,8 +1,11 @@
 // Package gc is regctl's garbage collector: a mark and sweep over a
-// storage.Driver that deletes exactly what CNCF Distribution v3.1.2's
-// `registry garbage-collect [-m]` deletes on the same data, with one
-// deliberate difference: with RemoveUntagged it keeps the OCI referrers
-// (signatures, SBOMs) of every manifest it keeps.
+// storage.Driver that deletes what CNCF Distribution v3.1.2's `registry
+// garbage-collect [-m]` deletes on the same data, with three deliberate
+// differences: with RemoveUntagged it keeps the OCI referrers
+// (signatures, SBOMs) of every manifest it keeps; every manifest that
+// stays in a repository keeps there the layer links it needs (see
+// Report.LayerLinksKept); and it deletes the dead layer links of
+// repositories emptied through the API (Report.OrphanRepositories).
 //
 // It reads the whole registry first, in parallel, then replays
 // Distribution's sequential marking in memory (so its order-dependent
@@ -142,6 +145,18 @@ type Report struct {
 	// ReferrersKept counts untagged referrers kept because their subject
 	// is kept: the manifests Distribution's -m would delete and Run keeps.
 	ReferrersKept int
+	// LayerLinksKept counts layer links Distribution's -m deletes and
+	// Run keeps: those of an untagged revision that stays in its
+	// repository because another repository tags it (or names it in an
+	// index), which Distribution judges before it marks that digest.
+	// Without them the revision would answer "exists" there but not
+	// pull.
+	LayerLinksKept int
+	// Orphan repositories: folders with layer links but no _manifests
+	// (every manifest deleted through the API). Distribution does not
+	// list them; Run deletes their links to blobs that are deleted or
+	// missing, and leaves the others.
+	OrphanRepositories int
 
 	Problems []Problem
 	DryRun   bool

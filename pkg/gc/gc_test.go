@@ -407,6 +407,50 @@ var scenarios = []scenario{
 		malformed: true,
 	},
 	{
+		name: "untagged here, tagged in a later repository: layer links kept",
+		m:    true,
+		build: func(f *fixture) ids {
+			// x is untagged in "a" and tagged in "b". Distribution
+			// judges a's links before b marks x's config and layer,
+			// and deletes them: x would stay in "a" (its digest is
+			// marked) but not pull there. Run keeps the links.
+			x := f.image("a", "latest", l1)
+			f.mount("a", "b", "latest", x)
+			f.image("a", "latest", l2)
+			return ids{}
+		},
+		want: func(id ids) []string { return nil },
+	},
+	{
+		name: "untagged index here, tagged in a later repository: its children's links kept",
+		m:    true,
+		build: func(f *fixture) ids {
+			c1 := f.image("a", "", l1)
+			c2 := f.image("a", "", l3)
+			idx := f.index("a", "latest", c1, c2)
+			f.mount("a", "b", "latest", idx)
+			f.image("a", "latest", l2)
+			return ids{}
+		},
+		want: func(id ids) []string { return nil },
+	},
+	{
+		name: "repository emptied through the API: links to collected or missing blobs deleted",
+		build: func(f *fixture) ids {
+			x := f.image("gone", "latest", l1)
+			f.layer("gone", l2) // also used by "kept": stays, with its link
+			f.image("kept", "latest", l2)
+			l3d := f.layer("gone", l3).Digest
+			f.del(storage.BlobDir(l3d))
+			f.deleteManifest("gone", x)
+			f.del(storage.RepositoryDir("gone") + "/_manifests")
+			return ids{"X": x, "cX": f.configOf(x), "L1": digest.FromBytes(l1), "L3": l3d}
+		},
+		want: func(id ids) []string {
+			return id.del("layer-link gone cX", "layer-link gone L1", "layer-link gone L3", "blob X", "blob cX", "blob L1")
+		},
+	},
+	{
 		name: "uploads untouched",
 		m:    true,
 		build: func(f *fixture) ids {

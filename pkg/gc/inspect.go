@@ -87,6 +87,9 @@ func Inspect(ctx context.Context, drv storage.Driver, opts InspectOptions) (*Inv
 	c.opts.RemoveUntagged = true
 
 	for i, r := range c.repos {
+		if r.orphan {
+			continue // no manifests: nothing to account
+		}
 		ri := &RepositoryInventory{Name: r.name, Tags: map[string]digest.Digest{}, c: c, r: r}
 		for _, t := range r.tagList {
 			if p, ok := r.current[t]; ok {

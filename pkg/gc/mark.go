@@ -23,6 +23,10 @@ func (c *collector) prepare(r *repo) {
 	}
 	slices.Sort(r.tagList)
 
+	if r.orphan && !validRepoName(r.name) {
+		r.frozen = true // not Distribution's business, nor Run's
+		return
+	}
 	if !validRepoName(r.name) {
 		r.frozen = true
 		c.problem(Problem{Kind: ProblemBadRepository, Path: storage.RepositoryDir(r.name), Repository: r.name,
@@ -131,7 +135,7 @@ func (c *collector) prepare(r *repo) {
 		if !listed || clr.missing || clr.err != nil {
 			continue
 		}
-		if c.blobs[clr.d] == nil {
+		if c.blobs[clr.d] == nil && !r.orphan {
 			c.problem(Problem{Kind: ProblemMissingBlob, Path: canon, Repository: r.name, Digest: clr.d,
 				Detail: "blob missing; the link is left as it is, as Distribution does"})
 			continue
@@ -170,6 +174,7 @@ type markResult struct {
 	deleteOrder   []repoDigest
 	layerDel      [][]digest.Digest // per repository, in its order
 	referrersKept int
+	linksKept     int // layer links Distribution deletes that kept untagged revisions need
 }
 
 // mark replays Distribution's marking, keeps referrers, and makes sure
@@ -209,7 +214,29 @@ func (c *collector) mark() *markResult {
 	}
 	res.referrersKept = len(extra)
 	c.keepForSafety(res, extra)
+	c.orphanLinks(res)
 	return res
+}
+
+// orphanLinks decides the layer links of orphan repositories (layer
+// links, no _manifests: every manifest deleted through the API), which
+// Distribution does not list, so it leaves their links forever, to blobs
+// it may collect. A link goes when its blob goes now or is missing
+// already: it serves nothing then (the daemon answers 404 for such a
+// blob anyway). A link whose blob stays is left alone: it may be a push
+// in flight into a new repository (layers first, manifest last), which
+// deleting it would break, as Distribution's link sweep would.
+func (c *collector) orphanLinks(res *markResult) {
+	for ri, r := range c.repos {
+		if !r.orphan || r.frozen {
+			continue
+		}
+		for _, d := range r.layers {
+			if c.blobs[d] == nil || !res.marked[d] {
+				res.layerDel[ri] = append(res.layerDel[ri], d)
+			}
+		}
+	}
 }
 
 // isRoot tells the revisions Distribution marks when it meets them: all
@@ -230,6 +257,9 @@ func (c *collector) simulate(extra map[repoDigest]bool) *markResult {
 	}
 	var queued []repoDigest
 	for ri, r := range c.repos {
+		if r.orphan {
+			continue // not listed by Distribution; see orphanLinks
+		}
 		for _, rev := range r.revs {
 			if !c.isRoot(ri, r, rev, extra) {
 				// Untagged: queued for deletion, references not marked.
@@ -310,18 +340,30 @@ func (c *collector) keepForSafety(res *markResult, extra map[repoDigest]bool) {
 		for _, d := range res.layerDel[ri] {
 			dropLinks[d] = true
 		}
-		visit := func(start []digest.Digest, links bool) {
+		visit := func(start []digest.Digest, tagged bool) {
 			c.reach(r, start, func(d digest.Digest) {
 				if !res.marked[d] && c.blobs[d] != nil {
 					res.marked[d] = true
 					c.problem(Problem{Kind: ProblemKeptForSafety, Path: storage.BlobDir(d), Repository: r.name, Digest: d,
 						Detail: "referenced by a kept manifest, though Distribution's marking misses it; blob kept"})
 				}
-				if links && dropLinks[d] {
-					delete(dropLinks, d)
+				if !dropLinks[d] {
+					return
+				}
+				delete(dropLinks, d)
+				if tagged {
 					c.problem(Problem{Kind: ProblemKeptForSafety, Path: storage.LayerLinkPath(r.name, d), Repository: r.name, Digest: d,
 						Detail: "used by a tagged image, though Distribution's marking misses it; layer link kept"})
+					return
 				}
+				// An untagged revision kept because another
+				// repository marks its digest (-m): Distribution
+				// judged this repository's links before that mark,
+				// and would leave the manifest here unpullable. Not a
+				// problem of the storage: a deliberate difference.
+				res.linksKept++
+				c.log.Debug("gc: layer link kept for a manifest kept in its repository", "repository", r.name, "digest", d,
+					"path", storage.LayerLinkPath(r.name, d))
 			})
 		}
 		visit(roots, true)

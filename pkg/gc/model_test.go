@@ -163,10 +163,7 @@ func (m *model) expect(removeUntagged bool) (kept map[string]map[digest.Digest]b
 }
 
 // expectRoots is expect, and also the roots: revisions marked when met
-// (all without -m, else tagged ones and kept referrers). Those must stay
-// complete, layer links included; other kept revisions (untagged, kept
-// because marked) keep their blobs, but Distribution may drop their
-// layer links, depending on the order of repositories.
+// (all without -m, else tagged ones and kept referrers).
 func (m *model) expectRoots(removeUntagged bool) (kept map[string]map[digest.Digest]bool, marked map[digest.Digest]bool, roots map[string]map[digest.Digest]bool) {
 	extra := map[string]map[digest.Digest]bool{}
 	for _, r := range m.repos {
@@ -233,7 +230,7 @@ func (m *model) expectRoots(removeUntagged bool) (kept map[string]map[digest.Dig
 // before it.
 func checkAfter(t *testing.T, before *model, after map[string]string, removeUntagged bool) {
 	t.Helper()
-	kept, marked, roots := before.expectRoots(removeUntagged)
+	kept, marked := before.expect(removeUntagged)
 	a := newModel(after)
 	var errs []string
 	fail := func(format string, args ...any) {
@@ -255,11 +252,22 @@ func checkAfter(t *testing.T, before *model, after map[string]string, removeUnta
 			fail("blob %s: marked=%v but present=%v", d, marked[d], a.blobs[d])
 		}
 	}
+	// Orphan repositories (layer links, no _manifests) keep no link to
+	// a blob that is gone.
+	for p, c := range after {
+		rel, _ := strings.CutPrefix(p, storage.RepositoriesRoot()+"/")
+		if i := strings.Index(rel, "/_layers/"); i > 0 && !slices.Contains(a.repos, rel[:i]) && !a.blobs[digest.Digest(c)] {
+			fail("orphan repository %s: layer link %s to a missing blob remains", rel[:i], p)
+		}
+	}
 	for _, r := range before.repos {
-		// Roots are complete: pullable by digest. Other kept
-		// manifests keep their blobs.
+		// Every kept manifest is complete in its repository: pullable
+		// by digest, layer links included, whatever the order of
+		// repositories (Distribution's marking order drops the links
+		// of a manifest untagged here but tagged in a later
+		// repository; Run keeps them).
 		for d := range kept[r] {
-			before.checkComplete(r, d, a, !roots[r][d], fail)
+			before.checkComplete(r, d, a, false, fail)
 		}
 		// Layer links left point at marked blobs.
 		for d := range a.links[r] {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"strings"
 
@@ -19,6 +20,7 @@ import (
 type repo struct {
 	name             string
 	revDir, layerDir string
+	orphan           bool // no _manifests folder: not a repository to Distribution
 
 	// From the listing (paths are full driver paths).
 	revLinks   []string            // files named "link" below _manifests/revisions
@@ -71,6 +73,9 @@ func (c *collector) scan(ctx context.Context) error {
 	g := newGroup(ctx, c.workers)
 	g.Go(func(ctx context.Context) error {
 		defer c.prog.add(1, 0)
+		if c.lister != nil {
+			return c.scanReposFlat(ctx, g)
+		}
 		return c.discover(ctx, g, storage.RepositoriesRoot())
 	})
 	g.Go(func(ctx context.Context) error {
@@ -142,27 +147,34 @@ func (c *collector) discover(ctx context.Context, g *group, dir string) error {
 	if err != nil {
 		return fmt.Errorf("listing %s: %w", dir, err)
 	}
-	isRepo := false
+	isRepo, hasLayers := false, false
 	for _, ch := range children {
-		if path.Base(ch) == "_manifests" {
+		switch path.Base(ch) {
+		case "_manifests":
 			isRepo = true
+		case "_layers":
+			hasLayers = true
 		}
 	}
 	var r *repo
-	if isRepo && dir != storage.RepositoriesRoot() {
+	if dir != storage.RepositoriesRoot() && (isRepo || hasLayers) {
 		r = c.addRepo(strings.TrimPrefix(dir, storage.RepositoriesRoot()+"/"))
+		// Layer links but no _manifests: every manifest was deleted
+		// through the API. Distribution's catalog does not list it;
+		// Run only looks at its layer links (see orphanLinks).
+		r.orphan = !isRepo
 	}
 	c.prog.add(0, len(children))
 	for _, ch := range children {
 		name := path.Base(ch)
 		switch {
-		case r != nil && (name == "_manifests" || name == "_layers" || name == "_regctl"):
+		case r != nil && (name == "_manifests" || name == "_layers" || (name == "_regctl" && !r.orphan)):
 			g.Go(func(ctx context.Context) error {
 				defer c.prog.add(1, 0)
 				if c.layout {
 					return c.scanRepoLayout(ctx, g, r, ch, name)
 				}
-				return c.scanRepoPart(ctx, r, ch, name)
+				return c.scanRepoPart(ctx, g, r, ch, name)
 			})
 		case strings.HasPrefix(name, "_"):
 			c.prog.add(1, 0) // _uploads is left to upload purging
@@ -195,11 +207,28 @@ func (c *collector) addRepo(name string) *repo {
 }
 
 // scanRepoPart walks one of _manifests, _layers and _regctl and files
-// what it finds into r.
-func (c *collector) scanRepoPart(ctx context.Context, r *repo, dir, part string) error {
+// what it finds into r. The manifests its revision links name are read
+// meanwhile (see prefetch).
+func (c *collector) scanRepoPart(ctx context.Context, g *group, r *repo, dir, part string) error {
 	var infos []storage.FileInfo
 	if err := c.walkFiles(ctx, dir, func(fi storage.FileInfo) { infos = append(infos, fi) }); err != nil {
 		return fmt.Errorf("walking %s: %w", dir, err)
+	}
+	c.fileRepoPart(g, r, dir, part, infos)
+	return nil
+}
+
+// fileRepoPart files the files listed below one part of r (dir, named
+// part) into r, and prefetches the manifests of its revision links.
+func (c *collector) fileRepoPart(g *group, r *repo, dir, part string, infos []storage.FileInfo) {
+	if part == "_manifests" {
+		var ds []digest.Digest
+		for _, fi := range infos {
+			if d, ok := revisionPathDigest(r, fi.Path); ok {
+				ds = append(ds, d)
+			}
+		}
+		c.prefetch(g, ds)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -232,7 +261,81 @@ func (c *collector) scanRepoPart(ctx context.Context, r *repo, dir, part string)
 			r.refFiles[unit] = append(r.refFiles[unit], fi.Path)
 		}
 	}
+}
+
+// scanReposFlat finds the repositories as discover does, from one flat
+// listing per folder of repositories/ (in parallel) rather than a
+// listing per folder level and per repository part: on S3 that is a
+// request per 1000 keys instead of four or more per repository. A key's
+// repository is the path before its first component starting with "_"
+// (Distribution's catalog walk enters no such folder), and that
+// component is its part; a repository is one with a _manifests part (an
+// orphan: only a _layers part).
+func (c *collector) scanReposFlat(ctx context.Context, g *group) error {
+	tops, err := c.list(ctx, storage.RepositoriesRoot())
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", storage.RepositoriesRoot(), err)
+	}
+	c.prog.add(0, len(tops))
+	for _, top := range tops {
+		if strings.HasPrefix(path.Base(top), "_") {
+			c.prog.add(1, 0)
+			continue
+		}
+		g.Go(func(ctx context.Context) error {
+			defer c.prog.add(1, 0)
+			var infos []storage.FileInfo
+			if err := c.walkFiles(ctx, top, func(fi storage.FileInfo) {
+				if !fi.IsDir {
+					infos = append(infos, fi)
+				}
+			}); err != nil {
+				return fmt.Errorf("walking %s: %w", top, err)
+			}
+			c.fileFlat(g, infos)
+			return nil
+		})
+	}
 	return nil
+}
+
+// fileFlat files the keys of one flat listing into their repositories.
+func (c *collector) fileFlat(g *group, infos []storage.FileInfo) {
+	type repoPart struct{ repo, part string }
+	parts := map[repoPart][]storage.FileInfo{}
+	has := map[string]map[string]bool{} // repository -> parts
+	var names []string
+	prefix := storage.RepositoriesRoot() + "/"
+	for _, fi := range infos {
+		comps := strings.Split(strings.TrimPrefix(fi.Path, prefix), "/")
+		for i, comp := range comps[:len(comps)-1] { // the last is the file's name
+			if !strings.HasPrefix(comp, "_") {
+				continue
+			}
+			if i > 0 && (comp == "_manifests" || comp == "_layers" || comp == "_regctl") {
+				name := strings.Join(comps[:i], "/")
+				if has[name] == nil {
+					has[name] = map[string]bool{}
+					names = append(names, name)
+				}
+				has[name][comp] = true
+				parts[repoPart{name, comp}] = append(parts[repoPart{name, comp}], fi)
+			}
+			break
+		}
+	}
+	for _, name := range names {
+		if !has[name]["_manifests"] && !has[name]["_layers"] {
+			continue
+		}
+		r := c.addRepo(name)
+		r.orphan = !has[name]["_manifests"]
+		for _, part := range []string{"_manifests", "_layers", "_regctl"} {
+			if fis, ok := parts[repoPart{name, part}]; ok && !(r.orphan && part == "_regctl") {
+				c.fileRepoPart(g, r, storage.RepositoryDir(name)+"/"+part, part, fis)
+			}
+		}
+	}
 }
 
 func (c *collector) fileManifestsEntry(r *repo, dir, rel string, parts []string, fi storage.FileInfo) {
@@ -421,6 +524,56 @@ func (c *collector) readLink(ctx context.Context, p string) (linkRead, error) {
 	return linkRead{err: err}, nil
 }
 
+// prefetch reads and parses the manifests ds (the digests revision link
+// paths name) while the scan goes on, so that on S3 reading manifests
+// overlaps listing. They are a guess: readManifests uses what the
+// links and the blob listing confirm, and reads whatever the guesses
+// missed; a failed read here is left for it to make again and report.
+func (c *collector) prefetch(g *group, ds []digest.Digest) {
+	for _, d := range ds {
+		c.mu.Lock()
+		seen := c.prefetched[d] != nil
+		if !seen {
+			c.prefetched[d] = &prefetchRead{}
+		}
+		c.mu.Unlock()
+		if seen {
+			continue
+		}
+		g.Go(func(ctx context.Context) error {
+			b, err := c.readSmall(ctx, storage.BlobDataPath(d))
+			if err != nil || b == nil {
+				return nil
+			}
+			info := parseManifest(b)
+			c.mu.Lock()
+			c.prefetched[d].info, c.prefetched[d].size = &info, int64(len(b))
+			c.mu.Unlock()
+			return nil
+		})
+	}
+}
+
+type prefetchRead struct {
+	info *manifestInfo
+	size int64
+}
+
+// readSmall reads the file at p when it has at most maxManifestSize
+// bytes; nil when it has more (a layer's blob: no manifest).
+func (c *collector) readSmall(ctx context.Context, p string) ([]byte, error) {
+	rc, err := c.drv.Reader(ctx, p, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxManifestSize+1))
+	if err != nil || len(b) > maxManifestSize {
+		return nil, err
+	}
+	return b, nil
+}
+
 // readManifests reads and parses, once each, the blobs of every
 // manifest revision (every one: referrers are found by their subject).
 func (c *collector) readManifests(ctx context.Context) error {
@@ -448,6 +601,10 @@ func (c *collector) readManifests(ctx context.Context) error {
 		d := want[i]
 		if c.blobs[d].size > maxManifestSize {
 			infos[i] = &manifestInfo{err: fmt.Errorf("%d bytes: too large for a manifest", c.blobs[d].size)}
+			return nil
+		}
+		if pr := c.prefetched[d]; pr != nil && pr.info != nil && pr.size == c.blobs[d].size {
+			infos[i] = pr.info
 			return nil
 		}
 		b, err := c.drv.GetContent(ctx, storage.BlobDataPath(d))
