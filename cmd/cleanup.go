@@ -334,6 +334,9 @@ func printCleanupReport(p *ui.Printer, rep *cleanup.Report) {
 		} else {
 			p.Line(ui.Fail, rr.Name, head)
 		}
+		if len(rr.Vanished) > 0 {
+			p.Hint("gone while reading, left out: " + strings.Join(rr.Vanished, " "))
+		}
 		for _, tag := range slices.Sorted(maps.Keys(rr.Failed)) {
 			p.Hint("failed " + tag + ": " + rr.Failed[tag])
 		}

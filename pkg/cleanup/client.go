@@ -340,11 +340,12 @@ func (c *Client) DeleteTag(ctx context.Context, repo, tag string) error {
 		resp.Body.Close()
 		return nil
 	}
+	if isManifestUnknown(err) {
+		return nil
+	}
 	var he *HTTPError
 	if errors.As(err, &he) {
 		switch {
-		case he.Status == http.StatusNotFound && he.Code == "MANIFEST_UNKNOWN":
-			return nil
 		case he.Status == http.StatusUnauthorized, he.Status == http.StatusForbidden:
 			return fmt.Errorf("%w to these credentials (their token needs %s): %v", ErrTagDeleteRefused, deleteScope(repo), err)
 		case he.Status == http.StatusMethodNotAllowed, he.Code == "UNSUPPORTED":

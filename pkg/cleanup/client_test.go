@@ -28,6 +28,9 @@ type fakeRegistry struct {
 	configs map[string]string            // config digest -> created
 	deletes []string
 	tokens  int
+	// listedOnly holds "repo:tag" entries that tags/list names but whose
+	// manifest answers unknown: a push still writing, or a delete racing.
+	listedOnly map[string]bool
 }
 
 func newFakeRegistry(t *testing.T) *fakeRegistry {
@@ -77,8 +80,14 @@ func (f *fakeRegistry) serve(w http.ResponseWriter, r *http.Request) {
 		page(w, r, "repositories", repos)
 	case strings.HasSuffix(p, "/tags/list"):
 		var tags []string
-		for tag := range f.tags[strings.TrimSuffix(p, "/tags/list")] {
+		repo := strings.TrimSuffix(p, "/tags/list")
+		for tag := range f.tags[repo] {
 			tags = append(tags, tag)
+		}
+		for rt := range f.listedOnly {
+			if r, tag, _ := strings.Cut(rt, ":"); r == repo {
+				tags = append(tags, tag)
+			}
 		}
 		page(w, r, "tags", tags)
 	case strings.Contains(p, "/manifests/"):
@@ -213,5 +222,33 @@ func TestParseChallenge(t *testing.T) {
 		if _, ok := parseChallenge(h); ok {
 			t.Errorf("parseChallenge(%s) accepted", h)
 		}
+	}
+}
+
+// A tag listed whose manifest is unknown by the time it is read (a push
+// still writing it, or a delete racing) is left out of the plan and
+// reported; the rest of the repository is cleaned.
+func TestRunLeavesOutTagsThatVanish(t *testing.T) {
+	f := newFakeRegistry(t)
+	old := time.Now().Add(-48 * time.Hour).Format(time.RFC3339)
+	f.tags["g/app"] = map[string]string{"v1": old, "v2": old}
+	f.listedOnly = map[string]bool{"g/app:v3": true}
+	pol, err := Compile(reconfigure.CleanupPolicy{Name: "all", Repositories: []string{"**"}, Enabled: true, NameRegex: "v.*", KeepN: 1, OlderThan: "1d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), f.client(t), Options{Policies: []*Policy{pol}, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := rep.Repositories[0]
+	if !rep.OK() || rr.Error != "" {
+		t.Fatalf("report not OK: %+v", rr)
+	}
+	if !slices.Equal(rr.Vanished, []string{"v3"}) || rr.Seen() != 2 {
+		t.Errorf("vanished %v, seen %d; want [v3], 2", rr.Vanished, rr.Seen())
+	}
+	if len(rr.Deleted) != 1 || len(f.deletes) != 1 {
+		t.Errorf("deleted %v (registry saw %v), want one of v1, v2", rr.Deleted, f.deletes)
 	}
 }

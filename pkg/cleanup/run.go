@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -43,6 +44,10 @@ type Repository struct {
 	Failed map[string]string `json:"failed,omitempty"`
 	// Error is why the repository was not (fully) cleaned.
 	Error string `json:"error,omitempty"`
+	// Vanished lists tags that were listed but whose manifest was gone by
+	// the time it was read (deleted meanwhile, or a push still writing
+	// it): they are left out of the plan, which only deletes less.
+	Vanished []string `json:"vanished,omitempty"`
 }
 
 // Seen is the number of tags listed.
@@ -189,7 +194,8 @@ func cleanRepository(ctx context.Context, cl *Client, name string, pol *Policy, 
 		rr.Error = err.Error()
 		return rr
 	}
-	tags, err := dateTags(ctx, cl, name, names, pol, allDates)
+	tags, vanished, err := dateTags(ctx, cl, name, names, pol, allDates)
+	rr.Vanished = vanished
 	if err != nil {
 		rr.Error = err.Error()
 		return rr
@@ -220,8 +226,13 @@ func cleanRepository(ctx context.Context, cl *Client, name string, pol *Policy, 
 // dateTags fetches the dates the algorithm needs: those of tags that pass
 // the regexes, when there are more of them than keep_n (else none is
 // judged by date); all with allDates. Shared manifests are read once.
-func dateTags(ctx context.Context, cl *Client, repo string, names []string, pol *Policy, allDates bool) ([]Tag, error) {
-	tags := make([]Tag, len(names))
+//
+// A tag whose manifest answers "unknown" was deleted after the listing,
+// or is a push still in progress (a registry may list a tag before its
+// current link is written): it is left out and returned in vanished.
+func dateTags(ctx context.Context, cl *Client, repo string, names []string, pol *Policy, allDates bool) (tags []Tag, vanished []string, err error) {
+	tags = make([]Tag, len(names))
+	gone := make([]bool, len(names))
 	var need []int
 	for i, n := range names {
 		tags[i].Name = n
@@ -230,7 +241,7 @@ func dateTags(ctx context.Context, cl *Client, repo string, names []string, pol 
 		}
 	}
 	if !allDates && len(need) <= pol.KeepN {
-		return tags, nil
+		return tags, nil, nil
 	}
 	d := &dater{cl: cl, repo: repo, memo: map[string]*dated{}}
 	g, gctx := errgroup.WithContext(ctx)
@@ -238,6 +249,10 @@ func dateTags(ctx context.Context, cl *Client, repo string, names []string, pol 
 	for _, i := range need {
 		g.Go(func() error {
 			m, err := cl.GetManifest(gctx, repo, tags[i].Name)
+			if isManifestUnknown(err) {
+				gone[i] = true
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("tag %s: %w", tags[i].Name, err)
 			}
@@ -251,9 +266,23 @@ func dateTags(ctx context.Context, cl *Client, repo string, names []string, pol 
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return tags, nil
+	kept := tags[:0]
+	for i, t := range tags {
+		if gone[i] {
+			vanished = append(vanished, t.Name)
+		} else {
+			kept = append(kept, t)
+		}
+	}
+	return kept, vanished, nil
+}
+
+// isManifestUnknown tells a 404 MANIFEST_UNKNOWN answer.
+func isManifestUnknown(err error) bool {
+	var he *HTTPError
+	return errors.As(err, &he) && he.Status == http.StatusNotFound && he.Code == "MANIFEST_UNKNOWN"
 }
 
 // candidate tells whether a tag passes steps 1 and 2.
