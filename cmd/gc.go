@@ -224,6 +224,12 @@ func printGCReport(p *ui.Printer, r *gc.Report) {
 	if r.ReferrersKept > 0 {
 		p.Field("referrers kept", fmt.Sprintf("%d (Distribution's -m would delete them)", r.ReferrersKept))
 	}
+	if r.LayerLinksKept > 0 {
+		p.Field("layer links kept", fmt.Sprintf("%d (needed by manifests kept in their repository; Distribution would delete them)", r.LayerLinksKept))
+	}
+	if r.OrphanRepositories > 0 {
+		p.Field("emptied repositories", fmt.Sprintf("%d (no manifests left; their links to collected blobs go)", r.OrphanRepositories))
+	}
 	p.Field("took", r.Duration.Round(time.Millisecond).String())
 	for _, pr := range r.Problems {
 		p.Line(ui.Warn, "problem", pr.String())
