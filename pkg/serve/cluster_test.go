@@ -137,7 +137,7 @@ func ownHeartbeat(t *testing.T, drv storage.Driver, id string) *maintenance.Node
 // writes come back after the release. Its heartbeat goes on shutdown.
 func TestDaemonClusterMaintenance(t *testing.T) {
 	root := t.TempDir()
-	const iv = 200 * time.Millisecond
+	const iv = 500 * time.Millisecond // shorter beats flake on a loaded 2-core machine
 	td := startDaemon(t, root, iv)
 	drv, err := storage.NewFilesystem(root)
 	if err != nil {
@@ -221,7 +221,7 @@ func TestDaemonClusterMaintenance(t *testing.T) {
 // PATCH whose body is still arriving holds it back, and still succeeds.
 func TestDaemonAckWaitsForWritesInFlight(t *testing.T) {
 	root := t.TempDir()
-	const iv = 200 * time.Millisecond
+	const iv = 500 * time.Millisecond // shorter beats flake on a loaded 2-core machine
 	td := startDaemon(t, root, iv)
 	drv, err := storage.NewFilesystem(root)
 	if err != nil {
