@@ -30,26 +30,14 @@ s3="${S3:-1}"
 real="${REAL:-1}"
 conc="${C:-16}"
 bash scripts/install-tools.sh registry versitygw >/dev/null
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
+bench_workdir
 mkdir -p "$work/bin" "$work/s3"
 go build -o "$work/bin/regctl" .
 go build -o "$work/bin/gcbench" ./bench/gcbench
 regctl="$work/bin/regctl"
 dist="$repo/.tools/bin/registry"
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_up() { # url what
-	for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
-	echo "gc.sh: $2 did not come up" >&2
-	exit 1
-}
 fs_config() { # name root
 	cat >"$work/$1.yml" <<YML
 version: 0.1
@@ -65,13 +53,13 @@ YML
 }
 
 # 1. Build the registry through the API.
-port=$(free_port)
+port=$(free_ports 1)
 cfg=$(fs_config build "$work/fs/dryrun")
 printf 'http:\n  addr: 127.0.0.1:%s\n' "$port" >>"$cfg"
 "$regctl" serve "$cfg" 2>"$work/serve.log" &
 serve_pid=$!
 pids+=($serve_pid)
-wait_up "http://127.0.0.1:$port/v2/" "regctl serve"
+wait_up "http://127.0.0.1:$port/v2/" "regctl serve" "$work/serve.log"
 echo "# $(nproc) cores; pushing $repos repositories x 10 tags x 4 pushes to regctl serve, $conc at once"
 "$work/bin/gcbench" -registry "127.0.0.1:$port" -repos "$repos" -c "$conc" | tee "$work/build.json"
 kill -TERM "$serve_pid"
@@ -122,14 +110,7 @@ fi
 # 3. S3: the same root copied into versitygw buckets by migrate-storage.
 if [[ $s3 == 1 ]]; then
 	echo "== S3 (versitygw)"
-	vport=$(free_port)
-	access="bench-root"
-	secret="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-	endpoint="http://127.0.0.1:$vport"
-	ROOT_ACCESS_KEY="$access" ROOT_SECRET_KEY="$secret" \
-		"$repo/.tools/bin/versitygw" --port "127.0.0.1:$vport" --quiet posix "$work/s3" >"$work/versitygw.log" 2>&1 &
-	pids+=($!)
-	wait_up "$endpoint/" versitygw
+	start_versitygw
 	s3_config() { # bucket
 		cat >"$work/s3-$1.yml" <<YML
 version: 0.1
