@@ -32,7 +32,7 @@ type Process struct {
 	name string
 	addr string
 	cmd  *exec.Cmd
-	out  syncBuffer
+	out  SyncBuffer
 
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // cmd.Wait's result, set before done is closed
@@ -223,20 +223,21 @@ func StartOnFreePort(t testing.TB, cmd func(addr string) *exec.Cmd) (*Process, s
 	return nil, ""
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of stdout and
-// stderr and for reads while the process runs.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and for reads
+// while they go on: a process's stdout and stderr, or a logger's output
+// that a test reads while a server writes.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"regctl/internal/testtools"
 	"regctl/pkg/storage"
 )
 
@@ -37,7 +38,7 @@ func TestAgentRunFailsClosedOnTime(t *testing.T) {
 	h := &hangingReads{failingReads{Driver: d}}
 	srv := &fakeServer{}
 	const iv = 400 * time.Millisecond // shorter beats flake on a loaded machine
-	logs := &logBuffer{}
+	logs := &testtools.SyncBuffer{}
 	a := &Agent{Driver: h, Server: srv, Node: LocalNode("node-1", "", "test"), Interval: iv, Log: slog.New(slog.NewTextHandler(logs, nil))}
 	defer func() {
 		if t.Failed() {

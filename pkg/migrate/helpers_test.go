@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -37,7 +36,7 @@ type fixture struct {
 	bucket string
 	params map[string]any
 	target *storage.S3
-	logs   *logBuffer
+	logs   *testtools.SyncBuffer
 }
 
 func newFixture(t *testing.T, extra map[string]any) *fixture {
@@ -50,7 +49,7 @@ func newFixture(t *testing.T, extra map[string]any) *fixture {
 	srv := httptest.NewServer(registryd.New(registryd.Options{Driver: fsd, DeleteEnabled: true, Log: slog.New(slog.DiscardHandler)}))
 	t.Cleanup(srv.Close)
 	g := testtools.NewVersityGW(t)
-	f := &fixture{t: t, root: root, srv: srv, host: strings.TrimPrefix(srv.URL, "http://"), gw: g, bucket: g.Bucket(t), logs: &logBuffer{}}
+	f := &fixture{t: t, root: root, srv: srv, host: strings.TrimPrefix(srv.URL, "http://"), gw: g, bucket: g.Bucket(t), logs: &testtools.SyncBuffer{}}
 	f.params = map[string]any{
 		"accesskey": g.AccessKey, "secretkey": g.SecretKey, "region": g.Region,
 		"regionendpoint": g.Endpoint, "bucket": f.bucket, "pathstyle": true,
@@ -224,23 +223,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 var _ = context.Background

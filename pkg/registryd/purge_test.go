@@ -1,38 +1,19 @@
 package registryd
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"regctl/internal/testtools"
 	"regctl/pkg/storage"
 )
-
-// syncBuffer is a log sink safe to read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // ageUpload makes an upload look started age ago: in its startedat, and
 // in its folder's modification time.
@@ -53,7 +34,7 @@ func setFolderTime(t *testing.T, e *blobEnv, p string, when time.Time) {
 }
 
 func TestPurgeUploads(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testtools.SyncBuffer{}
 	e := newBlobEnv(t, func(o *Options) { o.Log = slog.New(slog.NewTextHandler(logs, nil)) })
 	week := 7 * 24 * time.Hour
 

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,33 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"regctl/internal/testtools"
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
 	"regctl/pkg/storage"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testDaemon is a Daemon running in-process on a loopback port.
 type testDaemon struct {
 	*Daemon
 	addr string
-	logs *syncBuffer
+	logs *testtools.SyncBuffer
 	stop func() error // cancels Run and returns its error
 }
 
@@ -58,7 +41,7 @@ func startDaemonWith(t *testing.T, root string, interval time.Duration, edit fun
 	if edit != nil {
 		edit(cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &testtools.SyncBuffer{}
 	d, err := NewDaemon(cfg, "", slog.New(slog.NewTextHandler(logs, nil)), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -7,9 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"regctl/internal/testtools"
 )
 
 func TestLastLines(t *testing.T) {
@@ -71,7 +72,7 @@ func TestTailFollow(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "current")
-	out := &lockedBuffer{}
+	out := &testtools.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Tail(ctx, path, out, TailOptions{Lines: 1, Follow: true, Poll: 10 * time.Millisecond}) }()
@@ -107,24 +108,7 @@ func TestTailFollow(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func wait(t *testing.T, out *lockedBuffer, want string) {
+func wait(t *testing.T, out *testtools.SyncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for out.String() != want {
