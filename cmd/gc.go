@@ -230,6 +230,9 @@ func printGCReport(p *ui.Printer, r *gc.Report) {
 	if r.OrphanRepositories > 0 {
 		p.Field("emptied repositories", fmt.Sprintf("%d (no manifests left; their links to collected blobs go)", r.OrphanRepositories))
 	}
+	if r.ManifestsFromCache > 0 {
+		p.Field("manifest cache", fmt.Sprintf("%d manifests known from an earlier run, not read again", r.ManifestsFromCache))
+	}
 	p.Field("took", r.Duration.Round(time.Millisecond).String())
 	for _, pr := range r.Problems {
 		p.Line(ui.Warn, "problem", pr.String())

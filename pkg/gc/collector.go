@@ -41,6 +41,11 @@ type collector struct {
 	// prefetched: manifests read during the scan, by the digest their
 	// revision link's path names (see prefetch).
 	prefetched map[digest.Digest]*prefetchRead
+	// cache: the manifest cache of an earlier run (see manifestcache.go),
+	// set before cacheReady closes; cacheRaw is its bytes.
+	cache      map[digest.Digest]cachedManifest
+	cacheRaw   []byte
+	cacheReady chan struct{}
 
 	rep *Report
 }
@@ -130,7 +135,7 @@ func (c *collector) load(ctx context.Context) error {
 	if err := c.readManifests(ctx); err != nil {
 		return phaseErr(PhaseRead, err)
 	}
-	c.log.Info("gc: read", "repositories", len(c.repos), "blobs", len(c.blobs), "links", len(c.links), "manifests", len(c.manifests))
+	c.log.Info("gc: read", "repositories", len(c.repos), "blobs", len(c.blobs), "links", len(c.links), "manifests", len(c.manifests), "manifests_from_cache", c.rep.ManifestsFromCache)
 
 	c.prog.start(PhaseMark, len(c.repos))
 	// Repositories are prepared independently; only marking follows
@@ -176,6 +181,13 @@ func (c *collector) run(ctx context.Context) (*Report, error) {
 	if err := c.sweep(ctx, PhaseDeleteBlobs, p.blobs); err != nil {
 		return c.rep, phaseErr(PhaseDeleteBlobs, err)
 	}
+	deleted := map[digest.Digest]bool{}
+	if !c.opts.DryRun {
+		for _, b := range p.blobs {
+			deleted[b.Digest] = true
+		}
+	}
+	c.saveManifestCache(ctx, deleted)
 	c.log.Info("gc: done", "manifests_deleted", c.rep.ManifestsDeleted, "blobs_deleted", c.rep.BlobsDeleted,
 		"layer_links_deleted", c.rep.LayerLinksDeleted, "bytes_freed", c.rep.BytesFreed, "problems", len(c.problems))
 	return c.rep, nil

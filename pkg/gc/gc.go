@@ -157,6 +157,9 @@ type Report struct {
 	// list them; Run deletes their links to blobs that are deleted or
 	// missing, and leaves the others.
 	OrphanRepositories int
+	// ManifestsFromCache counts the manifests whose references came from
+	// the manifest cache of an earlier run rather than a read (S3).
+	ManifestsFromCache int
 
 	Problems []Problem
 	DryRun   bool

@@ -17,13 +17,14 @@ import (
 	"regctl/pkg/storage"
 )
 
-// snapshot is every file below the driver's root: path -> content.
+// snapshot is every file below the driver's root, path -> content, but
+// GC's own records (the manifest cache, which dry runs write too).
 func snapshot(t testing.TB, drv storage.Driver) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	tree := map[string]string{}
 	err := drv.Walk(ctx, "/", func(fi storage.FileInfo) error {
-		if fi.IsDir {
+		if fi.IsDir || strings.HasPrefix(fi.Path, storage.Root+"/_regctl/gc/") {
 			return nil
 		}
 		b, err := drv.GetContent(ctx, fi.Path)

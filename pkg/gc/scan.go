@@ -9,6 +9,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 
@@ -57,6 +58,7 @@ type revision struct {
 
 type blobEntry struct {
 	size int64
+	md5  string // of its data, when the listing tells it
 }
 
 // linkRead is a link file's content.
@@ -70,6 +72,11 @@ type linkRead struct {
 // part) and every blob (one walk per blobs/<alg>/<xx> folder).
 func (c *collector) scan(ctx context.Context) error {
 	c.prog.start(PhaseScan, 2)
+	if c.lister != nil {
+		// Outside the group: prefetches wait for it in group workers.
+		c.cacheReady = make(chan struct{})
+		go c.loadManifestCache(ctx)
+	}
 	g := newGroup(ctx, c.workers)
 	g.Go(func(ctx context.Context) error {
 		defer c.prog.add(1, 0)
@@ -102,14 +109,14 @@ func (c *collector) list(ctx context.Context, p string) ([]string, error) {
 
 // walkFiles is drv.Walk with the same leniency as list, or the
 // driver's ListFiles (files only, with their MD5s) when it has one.
-func (c *collector) walkFiles(ctx context.Context, p string, fn func(storage.FileInfo)) error {
+func (c *collector) walkFiles(ctx context.Context, p string, fn func(fi storage.FileInfo, md5 string)) error {
 	if c.lister != nil {
 		var sums [][2]string
 		err := c.lister.ListFiles(ctx, p, func(fi storage.FileInfo, md5 string) error {
 			if md5 != "" && path.Base(fi.Path) == "link" {
 				sums = append(sums, [2]string{fi.Path, md5})
 			}
-			fn(fi)
+			fn(fi, md5)
 			return nil
 		})
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -123,14 +130,14 @@ func (c *collector) walkFiles(ctx context.Context, p string, fn func(storage.Fil
 		return nil
 	}
 	err := c.drv.Walk(ctx, p, func(fi storage.FileInfo) error {
-		fn(fi)
+		fn(fi, "")
 		return nil
 	})
 	if err == nil || errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
 	if fi, serr := c.drv.Stat(ctx, p); serr == nil && !fi.IsDir {
-		fn(fi)
+		fn(fi, "")
 		return nil
 	} else if errors.Is(serr, storage.ErrNotFound) {
 		return nil
@@ -211,7 +218,7 @@ func (c *collector) addRepo(name string) *repo {
 // meanwhile (see prefetch).
 func (c *collector) scanRepoPart(ctx context.Context, g *group, r *repo, dir, part string) error {
 	var infos []storage.FileInfo
-	if err := c.walkFiles(ctx, dir, func(fi storage.FileInfo) { infos = append(infos, fi) }); err != nil {
+	if err := c.walkFiles(ctx, dir, func(fi storage.FileInfo, _ string) { infos = append(infos, fi) }); err != nil {
 		return fmt.Errorf("walking %s: %w", dir, err)
 	}
 	c.fileRepoPart(g, r, dir, part, infos)
@@ -285,7 +292,7 @@ func (c *collector) scanReposFlat(ctx context.Context, g *group) error {
 		g.Go(func(ctx context.Context) error {
 			defer c.prog.add(1, 0)
 			var infos []storage.FileInfo
-			if err := c.walkFiles(ctx, top, func(fi storage.FileInfo) {
+			if err := c.walkFiles(ctx, top, func(fi storage.FileInfo, _ string) {
 				if !fi.IsDir {
 					infos = append(infos, fi)
 				}
@@ -405,9 +412,11 @@ func (c *collector) scanBlobs(ctx context.Context, g *group) error {
 
 func (c *collector) scanBlobPrefix(ctx context.Context, dir string) error {
 	var files []storage.FileInfo
-	err := c.walkFiles(ctx, dir, func(fi storage.FileInfo) {
+	var sums []string
+	err := c.walkFiles(ctx, dir, func(fi storage.FileInfo, md5 string) {
 		if !fi.IsDir {
 			files = append(files, fi)
+			sums = append(sums, md5)
 		}
 	})
 	if err != nil {
@@ -415,7 +424,7 @@ func (c *collector) scanBlobPrefix(ctx context.Context, dir string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, fi := range files {
+	for i, fi := range files {
 		// blobs/<alg>/<xx>/<hex>/data
 		rel := strings.TrimPrefix(fi.Path, storage.BlobsRoot()+"/")
 		parts := strings.Split(rel, "/")
@@ -435,7 +444,7 @@ func (c *collector) scanBlobPrefix(ctx context.Context, dir string) error {
 				Detail: "not at blobs/<alg>/<hex[0:2]>/<hex>/data (Distribution would stop here); left alone"})
 			continue
 		}
-		c.blobs[d] = &blobEntry{size: fi.Size}
+		c.blobs[d] = &blobEntry{size: fi.Size, md5: sums[i]}
 	}
 	return nil
 }
@@ -530,7 +539,11 @@ func (c *collector) readLink(ctx context.Context, p string) (linkRead, error) {
 // links and the blob listing confirm, and reads whatever the guesses
 // missed; a failed read here is left for it to make again and report.
 func (c *collector) prefetch(g *group, ds []digest.Digest) {
+	c.waitCache()
 	for _, d := range ds {
+		if _, ok := c.cache[d]; ok {
+			continue // most likely still what the cache says: checked in readManifests
+		}
 		c.mu.Lock()
 		seen := c.prefetched[d] != nil
 		if !seen {
@@ -596,11 +609,18 @@ func (c *collector) readManifests(ctx context.Context) error {
 	}
 	infos := make([]*manifestInfo, len(want))
 	c.prog.add(0, len(want))
+	c.waitCache()
+	var fromCache atomic.Int64
 	err := forEach(ctx, c.workers, len(want), func(ctx context.Context, i int) error {
 		defer c.prog.add(1, 0)
 		d := want[i]
 		if c.blobs[d].size > maxManifestSize {
 			infos[i] = &manifestInfo{err: fmt.Errorf("%d bytes: too large for a manifest", c.blobs[d].size)}
+			return nil
+		}
+		if info, ok := c.cached(d); ok {
+			infos[i] = info
+			fromCache.Add(1)
 			return nil
 		}
 		if pr := c.prefetched[d]; pr != nil && pr.info != nil && pr.size == c.blobs[d].size {
@@ -621,6 +641,7 @@ func (c *collector) readManifests(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.rep.ManifestsFromCache = int(fromCache.Load())
 	c.manifests = make(map[digest.Digest]*manifestInfo, len(want))
 	for i, d := range want {
 		if infos[i] == nil {
