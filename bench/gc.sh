@@ -20,8 +20,10 @@
 #   C=16        repositories pushed at once
 #
 # Each collector runs on its own copy (dry runs share one: they change
-# nothing). Prints each timing as JSON, then the ratios
-# Distribution / regctl. The machine is small and noisy: run it twice.
+# nothing). On S3 regctl runs both cold (a registry it never collected)
+# and warm (with the manifest cache an earlier run left). Prints each
+# timing as JSON, then the ratios Distribution / regctl. The machine is
+# small and noisy: run it twice.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -143,16 +145,28 @@ TOML
 		echo "$work/s3-$1.yml"
 	}
 	s3_dist=$(s3_config gc-dist)
-	s3_regctl="$s3_dist"
-	if [[ $real == 1 ]]; then s3_regctl=$(s3_config gc-regctl); fi
+	regctl_bucket=gc-dist
+	if [[ $real == 1 ]]; then
+		regctl_bucket=gc-regctl
+		s3_config gc-regctl >/dev/null
+		s3_config gc-regctl-cold >/dev/null
+	fi
+	s3_regctl="$work/s3-$regctl_bucket.yml"
+	# forget_cache BUCKET removes regctl's manifest cache (a file in
+	# versitygw's posix folder): the next run is one on a registry regctl
+	# never collected. A warm run follows another run, as nightly GC does.
+	forget_cache() { rm -f "$work/s3/$1/docker/registry/v2/_regctl/gc/manifest-cache"; }
 	for m in "" "-m"; do
 		measure "s3-dist-dry$m" "$dist" garbage-collect --dry-run -q $m "$s3_dist"
-		measure "s3-regctl-dry$m" "$regctl" registry-garbage-collect --dry-run $m "$s3_regctl"
+		forget_cache "$regctl_bucket"
+		measure "s3-regctl-dry$m-cold" "$regctl" registry-garbage-collect --dry-run $m "$s3_regctl"
+		measure "s3-regctl-dry$m-warm" "$regctl" registry-garbage-collect --dry-run $m "$s3_regctl"
 	done
 	if [[ $real == 1 ]]; then
 		measure "s3-dist-m" "$dist" garbage-collect -q -m "$s3_dist"
-		measure "s3-regctl-m" "$regctl" -o json registry-garbage-collect -m "$s3_regctl"
-		summary "$work/s3-regctl-m.out"
+		measure "s3-regctl-m-warm" "$regctl" -o json registry-garbage-collect -m "$s3_regctl"
+		summary "$work/s3-regctl-m-warm.out"
+		measure "s3-regctl-m-cold" "$regctl" -o json registry-garbage-collect -m "$work/s3-gc-regctl-cold.yml"
 	fi
 fi
 
@@ -163,11 +177,15 @@ for line in open(sys.argv[1]):
     x = json.loads(line)
     r[x["run"]] = x["seconds"]
 print("== Distribution / regctl (wall time; higher is better for regctl)")
+labels = {"dry": "dry run", "dry-m": "dry run -m", "m": "-m (deleting)"}
 for st in ("fs", "s3"):
     for run in ("dry", "dry-m", "m"):
-        d, g = r.get(f"{st}-dist-{run}"), r.get(f"{st}-regctl-{run}")
-        if d is None or g is None:
-            continue
-        label = {"dry": "dry run", "dry-m": "dry run -m", "m": "-m (deleting)"}[run]
-        print(f"{st:3s} {label:14s} Distribution {d:8.2f} s   regctl {g:7.2f} s   x{d / g:.1f}")
+        d = r.get(f"{st}-dist-{run}")
+        # On S3: cold is a first run, warm one with the manifest cache.
+        for cache in ("", "-cold", "-warm"):
+            g = r.get(f"{st}-regctl-{run}{cache}")
+            if d is None or g is None:
+                continue
+            label = labels[run] + cache.replace("-", " ")
+            print(f"{st:3s} {label:19s} Distribution {d:8.2f} s   regctl {g:7.2f} s   x{d / g:.1f}")
 PY
