@@ -60,8 +60,12 @@ func listFast(dst **listPage) func(*s3.Options) {
 		if err != nil || !ok || resp.StatusCode < 200 || resp.StatusCode >= 300 {
 			return out, md, err
 		}
-		body, err := io.ReadAll(resp.Body)
+		// Sized for the whole page (S3 servers say its length), not
+		// grown from 512 bytes to 300 kB.
+		buf := bytes.NewBuffer(make([]byte, 0, min(max(resp.ContentLength, 0), 4<<20)+512))
+		_, err = buf.ReadFrom(resp.Body)
 		resp.Body.Close()
+		body := buf.Bytes()
 		if err != nil {
 			// As the SDK's decoder reports a body cut short.
 			return out, md, &smithy.DeserializationError{Err: fmt.Errorf("failed to decode response body, %w", err)}
