@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -237,6 +238,20 @@ func TestListFastRetry(t *testing.T) {
 	_, err := client.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String("b")}, listFast(&fast), func(o *s3.Options) { o.RetryMaxAttempts = 2 })
 	if err == nil || fast != nil || doer.calls != 2 {
 		t.Fatalf("err %v, page %v, %d calls", err, fast, doer.calls)
+	}
+}
+
+// A server that says there is more but not where to go on would have
+// ListFiles ask for the first page forever.
+func TestListFilesNoContinuationToken(t *testing.T) {
+	t.Parallel()
+	client, doer := cannedClient(http.StatusOK, listHead+`<IsTruncated>true</IsTruncated><Contents><Key>docker/f</Key></Contents></ListBucketResult>`)
+	d := &S3{client: client, bucket: "b"}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // without the check: for ever
+	defer cancel()
+	err := d.ListFiles(ctx, "/docker", func(FileInfo, string) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "continuation token") || doer.calls != 1 {
+		t.Fatalf("ListFiles: %v after %d requests", err, doer.calls)
 	}
 }
 
