@@ -22,31 +22,38 @@ func (d *S3) ListFiles(ctx context.Context, p string, fn func(fi FileInfo, md5 s
 		return err
 	}
 	prefix := d.dirPrefix(p)
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(d.bucket), Prefix: aws.String(prefix)}
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(d.bucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(d.pageSize())}
 	md5OK := d.ETagIsMD5()
 	for {
-		out, err := d.client.ListObjectsV2(ctx, in)
+		var page *listPage
+		out, err := d.client.ListObjectsV2(ctx, in, listFast(&page))
 		if err != nil {
 			return d.fail("list", p, err)
 		}
-		for _, o := range out.Contents {
-			k := aws.ToString(o.Key)
+		if page == nil { // a page the SDK had to decode
+			page = sdkListPage(out)
+		}
+		for _, o := range page.objects {
+			k := o.key
 			if strings.HasSuffix(k, "/") || strings.HasSuffix(k, s3StateSuffix) || strings.HasSuffix(k, s3PendingSuffix) {
 				continue
 			}
 			sum := ""
-			if etag := strings.Trim(aws.ToString(o.ETag), `"`); md5OK && !strings.Contains(etag, "-") {
+			if etag := strings.Trim(o.etag, `"`); md5OK && !strings.Contains(etag, "-") {
 				sum = strings.ToLower(etag) // a multipart ETag is no MD5
 			}
-			fi := FileInfo{Path: "/" + strings.TrimPrefix(k, d.prefix), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}
+			fi := FileInfo{Path: "/" + strings.TrimPrefix(k, d.prefix), Size: o.size, ModTime: o.modTime}
 			if err := fn(fi, sum); err != nil {
 				return err
 			}
 		}
-		if !aws.ToBool(out.IsTruncated) {
+		if !page.truncated {
 			return nil
 		}
-		in.ContinuationToken = out.NextContinuationToken
+		if page.next == "" {
+			return fmt.Errorf("s3: list %s: the server says there is more but gives no continuation token", p)
+		}
+		in.ContinuationToken = aws.String(page.next)
 	}
 }
 

@@ -2,7 +2,9 @@ package storage_test
 
 import (
 	"bytes"
+	"crypto/md5"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -480,5 +482,96 @@ func TestS3ChecksumWhenSupported(t *testing.T) {
 	}
 	if err := d.Delete(ctx, "/h"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestS3ListFiles(t *testing.T) {
+	t.Parallel()
+	g := testtools.NewVersityGW(t)
+	bucket := g.Bucket(t)
+	d := newS3(t, g, bucket, map[string]any{"rootdirectory": "reg"})
+	storage.SetS3ListPageSize(d, 3) // several pages
+	ctx := t.Context()
+	files := map[string]string{ // path: content
+		"/top/a&b":            "ampersand",
+		"/top/x<y>z":          "angles",
+		`/top/q"u'o`:          "quotes",
+		"/top/été/日本/😀":       "unicode",
+		"/top/sp ace+plus%41": "",
+		"/top/tab\tnl\nend":   "control characters, sent as references",
+		"/top/deep/er/f":      strings.Repeat("x", 4096),
+		"/other/f":            "not below /top",
+	}
+	for p, content := range files {
+		if err := d.PutContent(ctx, p, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Skipped: folder markers and upload state, put there directly.
+	for _, k := range []string{"reg/top/", "reg/top/deep/", "reg/top/w.regctl-upload", "reg/top/w.regctl-pending"} {
+		if _, err := d.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader("")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	got := map[string]string{}
+	err := d.ListFiles(ctx, "/top", func(fi storage.FileInfo, sum string) error {
+		content, ok := files[fi.Path]
+		switch {
+		case !ok:
+			t.Errorf("listed %q", fi.Path)
+		case fi.Size != int64(len(content)):
+			t.Errorf("%q: size %d, want %d", fi.Path, fi.Size, len(content))
+		case time.Since(fi.ModTime) > time.Hour || time.Until(fi.ModTime) > time.Minute:
+			t.Errorf("%q: modified %v", fi.Path, fi.ModTime)
+		}
+		got[fi.Path] = sum
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, content := range files {
+		if !strings.HasPrefix(p, "/top/") {
+			continue
+		}
+		if want := fmt.Sprintf("%x", md5.Sum([]byte(content))); got[p] != want {
+			t.Errorf("%q: md5 %q, want %q", p, got[p], want)
+		}
+	}
+	if len(got) != len(files)-1 {
+		t.Errorf("listed %d files, want %d", len(got), len(files)-1)
+	}
+
+	// A stop asked for by fn ends the listing with fn's error.
+	stop := errors.New("stop")
+	n := 0
+	if err := d.ListFiles(ctx, "/top", func(storage.FileInfo, string) error { n++; return stop }); err != stop || n != 1 {
+		t.Errorf("ListFiles with fn failing: %v after %d calls", err, n)
+	}
+	// Nothing there: no files, no error.
+	if err := d.ListFiles(ctx, "/nothing/here", func(fi storage.FileInfo, _ string) error {
+		t.Errorf("listed %q", fi.Path)
+		return nil
+	}); err != nil {
+		t.Errorf("ListFiles(/nothing/here): %v", err)
+	}
+	// Encrypted with KMS, ETags are no MD5s.
+	storage.SetS3KMS(d, "some-key")
+	if err := d.ListFiles(ctx, "/top/deep", func(fi storage.FileInfo, sum string) error {
+		if sum != "" {
+			t.Errorf("%q: md5 %q under SSE-KMS", fi.Path, sum)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A bucket gone is an error, not an empty listing.
+	if err := os.RemoveAll(filepath.Join(g.Dir, bucket)); err != nil {
+		t.Fatal(err)
+	}
+	err = d.ListFiles(ctx, "/top", func(storage.FileInfo, string) error { return nil })
+	if err == nil || errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "NoSuchBucket") {
+		t.Errorf("ListFiles of a removed bucket: %v, want a NoSuchBucket error", err)
 	}
 }
