@@ -136,7 +136,9 @@ func (c *collector) sweep(ctx context.Context, phase Phase, stages ...[]deletion
 			continue
 		}
 		var err error
-		if c.batch != nil {
+		if ud, ok := c.drv.(unitDeleter); ok && c.batch == nil {
+			err = c.sweepUnits(ctx, ud, stage, done)
+		} else if c.batch != nil {
 			err = c.sweepBatched(ctx, stage, done)
 		} else {
 			err = forEach(ctx, c.workers, len(stage), func(ctx context.Context, i int) error {
@@ -180,6 +182,35 @@ func (c *collector) sweepBatched(ctx context.Context, stage []deletion, done fun
 			return fmt.Errorf("deleting %d files (%s...): %w", len(files), batches[i][0].Path, err)
 		}
 		done(batches[i])
+		return nil
+	})
+}
+
+// unitDeleter is what Run uses on the filesystem (storage.Filesystem):
+// Delete for many folders at once, in fewer system calls, given the
+// files the scan expects in each.
+type unitDeleter interface {
+	DeleteUnits(ctx context.Context, units []storage.Unit) error
+}
+
+// unitChunk is how many deletions one DeleteUnits call makes. Deletions
+// are sorted, so a chunk's units mostly share their parent folder,
+// which DeleteUnits then tries to prune once.
+const unitChunk = 128
+
+// sweepUnits deletes a stage a chunk per call, several calls at once.
+func (c *collector) sweepUnits(ctx context.Context, ud unitDeleter, stage []deletion, done func([]deletion)) error {
+	chunks := (len(stage) + unitChunk - 1) / unitChunk
+	return forEach(ctx, c.workers, chunks, func(ctx context.Context, i int) error {
+		chunk := stage[i*unitChunk : min((i+1)*unitChunk, len(stage))]
+		units := make([]storage.Unit, len(chunk))
+		for j, d := range chunk {
+			units[j] = storage.Unit{Path: d.Path, Files: d.files}
+		}
+		if err := ud.DeleteUnits(ctx, units); err != nil {
+			return fmt.Errorf("deleting: %w", err)
+		}
+		done(chunk)
 		return nil
 	})
 }
