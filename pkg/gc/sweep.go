@@ -28,7 +28,18 @@ type sweepPlan struct {
 
 // plan lists what to delete, in Distribution's order within each kind.
 func (c *collector) plan(res *markResult) *sweepPlan {
-	p := &sweepPlan{}
+	// Sized up front: at 200 repositories these are 70,000 deletions,
+	// and growing the slices was a tenth of a dry run's time after the
+	// scan.
+	nLinks := 0
+	for _, ds := range res.layerDel {
+		nLinks += len(ds)
+	}
+	p := &sweepPlan{
+		revisions:  make([]deletion, 0, len(res.deleteOrder)),
+		layerLinks: make([]deletion, 0, nLinks),
+		blobs:      make([]deletion, 0, max(0, len(c.blobs)-len(res.marked))),
+	}
 	indexOf := map[*repo]map[digest.Digest][]tagEntry{}
 	for _, q := range res.deleteOrder {
 		r := c.repos[q.repo]
@@ -65,7 +76,7 @@ func (c *collector) plan(res *markResult) *sweepPlan {
 			})
 		}
 	}
-	var unmarked []digest.Digest
+	unmarked := make([]digest.Digest, 0, cap(p.blobs))
 	for d := range c.blobs {
 		if !res.marked[d] {
 			unmarked = append(unmarked, d)
@@ -136,7 +147,9 @@ func (c *collector) sweep(ctx context.Context, phase Phase, stages ...[]deletion
 			continue
 		}
 		var err error
-		if c.batch != nil {
+		if ud, ok := c.drv.(unitDeleter); ok && c.batch == nil {
+			err = c.sweepUnits(ctx, ud, stage, done)
+		} else if c.batch != nil {
 			err = c.sweepBatched(ctx, stage, done)
 		} else {
 			err = forEach(ctx, c.workers, len(stage), func(ctx context.Context, i int) error {
@@ -180,6 +193,35 @@ func (c *collector) sweepBatched(ctx context.Context, stage []deletion, done fun
 			return fmt.Errorf("deleting %d files (%s...): %w", len(files), batches[i][0].Path, err)
 		}
 		done(batches[i])
+		return nil
+	})
+}
+
+// unitDeleter is what Run uses on the filesystem (storage.Filesystem):
+// Delete for many folders at once, in fewer system calls, given the
+// files the scan expects in each.
+type unitDeleter interface {
+	DeleteUnits(ctx context.Context, units []storage.Unit) error
+}
+
+// unitChunk is how many deletions one DeleteUnits call makes. Deletions
+// are sorted, so a chunk's units mostly share their parent folder,
+// which DeleteUnits then tries to prune once.
+const unitChunk = 128
+
+// sweepUnits deletes a stage a chunk per call, several calls at once.
+func (c *collector) sweepUnits(ctx context.Context, ud unitDeleter, stage []deletion, done func([]deletion)) error {
+	chunks := (len(stage) + unitChunk - 1) / unitChunk
+	return forEach(ctx, c.workers, chunks, func(ctx context.Context, i int) error {
+		chunk := stage[i*unitChunk : min((i+1)*unitChunk, len(stage))]
+		units := make([]storage.Unit, len(chunk))
+		for j, d := range chunk {
+			units[j] = storage.Unit{Path: d.Path, Files: d.files}
+		}
+		if err := ud.DeleteUnits(ctx, units); err != nil {
+			return fmt.Errorf("deleting: %w", err)
+		}
+		done(chunk)
 		return nil
 	})
 }

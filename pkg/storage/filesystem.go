@@ -489,17 +489,13 @@ func (d *Filesystem) List(ctx context.Context, p string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// Stat first: ReadDir on a file fails with ENOTDIR, which would read
-	// as "not found" rather than "not a folder".
-	st, err := os.Stat(full)
-	if err != nil {
-		return nil, fail("list", p, err)
-	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("filesystem: list %s: not a folder", p)
-	}
 	entries, err := os.ReadDir(full) // sorted by name
 	if err != nil {
+		// ReadDir on a file fails with ENOTDIR, as it does below a
+		// file: only the first is "not a folder", the other "not found".
+		if st, serr := os.Stat(full); serr == nil && !st.IsDir() {
+			return nil, fmt.Errorf("filesystem: list %s: not a folder", p)
+		}
 		return nil, fail("list", p, err)
 	}
 	out := make([]string, 0, len(entries))
