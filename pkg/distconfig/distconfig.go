@@ -59,9 +59,11 @@ type Config struct {
 	// Redis is Distribution v3's redis section, typed (redis.go). Nil
 	// when absent.
 	Redis *Redis
-	// Cluster is regctl.cluster (cluster.go), a section of regctl's own
+	// Cluster is regctl.cluster (regctl.go), a section of regctl's own
 	// that Distribution ignores.
-	Cluster       Cluster
+	Cluster Cluster
+	// Referrers is regctl.referrers (regctl.go), regctl's own too.
+	Referrers     Referrers
 	Validation    Validation
 	Compatibility Compatibility
 }

@@ -157,6 +157,10 @@ func TestParseRenderedScenarios(t *testing.T) {
 			c.Storage.ReadOnly = true
 			tokenAuth(c)["realm"] = gitlabRealm
 		},
+		"referrers-fallback": func(c *Config) {
+			tokenAuth(c)["realm"] = gitlabRealm
+			c.Referrers.FallbackTags = true
+		},
 		"s3-all-options": func(c *Config) {
 			c.Storage.Driver = "s3"
 			c.Storage.RedirectDisabled = true

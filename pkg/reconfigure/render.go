@@ -92,6 +92,7 @@ func Render(l *Loaded, sec RegistrySecrets) ([]File, []Dir, error) {
 		"QueueMaxEvents":      s.Registry.NotificationsQueueMaxEvents,
 		"Redis":               redis,
 		"Cluster":             clusterSection(s.Registry.Cluster),
+		"FallbackTags":        s.Registry.Referrers.FallbackTags,
 	})
 	if err != nil {
 		return nil, nil, err

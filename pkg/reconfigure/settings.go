@@ -53,6 +53,18 @@ type Registry struct {
 	// Cluster and Redis: several nodes on one storage (cluster.go).
 	Cluster Cluster        `toml:"cluster"`
 	Redis   map[string]any `toml:"redis"`
+	// Referrers: how the referrers API meets CNCF Distribution on the
+	// same storage.
+	Referrers Referrers `toml:"referrers"`
+}
+
+// Referrers is [registry.referrers].
+type Referrers struct {
+	// FallbackTags also keeps the referrers tag schema's index (the tag
+	// sha256-<hex> of each subject) up to date on every referrer push and
+	// delete, so that CNCF Distribution on the same storage, and its
+	// clients, see the signatures and SBOMs pushed through regctl.
+	FallbackTags bool `toml:"fallback_tags"`
 }
 
 // Notification is one [[registry.notifications]] endpoint.

@@ -435,15 +435,8 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 		return err
 	}
 
-	if _, err := s.driver.Stat(ctx, storage.BlobDataPath(d)); errors.Is(err, storage.ErrNotFound) {
-		if err := s.driver.PutContent(ctx, storage.BlobDataPath(d), body); err != nil {
-			return fmt.Errorf("storing manifest %s: %w", d, err)
-		}
-	} else if err != nil {
+	if err := s.storeRevision(ctx, name, d, body); err != nil {
 		return err
-	}
-	if err := s.writeLink(ctx, storage.ManifestRevisionLinkPath(name, d), d); err != nil {
-		return fmt.Errorf("linking manifest %s: %w", d, err)
 	}
 	if m.Subject != nil {
 		if err := s.writeLink(ctx, storage.ReferrerLinkPath(name, m.Subject.Digest, d), d); err != nil {
@@ -452,6 +445,13 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 	}
 	if tag != "" {
 		if err := s.tagManifest(ctx, name, tag, d); err != nil {
+			return err
+		}
+	}
+	if m.Subject != nil && s.fallbackTags.Load() {
+		// The push is stored; a failure here answers 500 so that the
+		// client pushes again, which is harmless and updates the tag.
+		if err := s.syncFallback(ctx, name, m.Subject.Digest); err != nil {
 			return err
 		}
 	}
@@ -466,6 +466,21 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 	w.WriteHeader(http.StatusCreated)
 	if s.notifying() {
 		s.emit(r, notify.ActionPush, s.manifestTarget(r, name, d, m.mediaType(), len(body), tag, m.references()))
+	}
+	return nil
+}
+
+// storeRevision stores manifest bytes and makes them revision d of name.
+func (s *Server) storeRevision(ctx context.Context, name string, d digest.Digest, body []byte) error {
+	if _, err := s.driver.Stat(ctx, storage.BlobDataPath(d)); errors.Is(err, storage.ErrNotFound) {
+		if err := s.driver.PutContent(ctx, storage.BlobDataPath(d), body); err != nil {
+			return fmt.Errorf("storing manifest %s: %w", d, err)
+		}
+	} else if err != nil {
+		return err
+	}
+	if err := s.writeLink(ctx, storage.ManifestRevisionLinkPath(name, d), d); err != nil {
+		return fmt.Errorf("linking manifest %s: %w", d, err)
 	}
 	return nil
 }
@@ -700,6 +715,15 @@ func (s *Server) deleteRevision(ctx context.Context, name, ref string) error {
 		err := s.driver.Delete(ctx, path.Dir(storage.ReferrerLinkPath(name, subject, d)))
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("deleting referrer link of %s: %w", d, err)
+		}
+		if s.fallbackTags.Load() {
+			// The manifest is gone already, so the delete succeeded: a
+			// failure here is logged, not answered. The fallback then
+			// lists a manifest that no longer exists, which clients
+			// skip, until the next push or delete of this subject.
+			if err := s.syncFallback(ctx, name, subject); err != nil {
+				s.log.Error("deleted a referrer but could not update its fallback tag", "repository", name, "subject", subject, "digest", d, "err", err)
+			}
 		}
 	}
 	return nil

@@ -1,74 +1,319 @@
 package registryd
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"path"
+	"slices"
+	"strings"
+	"sync"
 
+	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"regctl/pkg/storage"
 )
 
-// getReferrers lists the manifests of a repository whose subject is the
-// given digest, as an image index. The spec forbids a 404 here (a client
-// would fall back to the referrers tag schema), so an unknown repository
-// or subject answers an empty list.
-func (s *Server) getReferrers(w http.ResponseWriter, r *http.Request, name, ref string) error {
-	ctx := r.Context()
-	subject, err := parseDigest(ref)
-	if err != nil {
-		return err
-	}
-	filter := r.URL.Query().Get("artifactType")
+// The referrers of a subject come from two places, read on every request:
+//
+//   - regctl's own index, one link per referrer under the repository's
+//     _regctl/referrers/<alg>/<hex>/, written when a manifest with a
+//     subject is pushed through regctl;
+//   - the referrers tag schema's fallback: an image index tagged
+//     <alg>-<hex> (fallbackTag), which clients of registries without the
+//     referrers API (CNCF Distribution) maintain themselves.
+//
+// The spec ("Enabling the Referrers API") asks a registry that takes over
+// such a root to list the fallback's manifests that have a valid subject.
+// Reading the fallback at request time, rather than importing it once,
+// costs one tag read per request (a 404 on most roots), is complete on the
+// first request, and stays right while Distribution keeps writing the same
+// root and on every node of a cluster: there is no copy to go stale.
+// Every candidate is checked against its stored manifest, so a referrer
+// deleted since (through regctl, which does not edit a client's fallback
+// unless asked to) drops out, and a descriptor is always built from the
+// manifest itself, never trusted from the fallback's copy of it.
 
+// Limits of the referrers tag schema: the algorithm is cut to 32
+// characters and the encoded part to 64.
+const (
+	fallbackAlgorithmMax = 32
+	fallbackEncodedMax   = 64
+)
+
+// fallbackTag is the referrers tag schema's tag of subject: its algorithm
+// and encoded part, cut to their limits, joined by "-", with every
+// character a tag cannot hold replaced by "-". "sha256:abc…" becomes
+// "sha256-abc…".
+func fallbackTag(subject digest.Digest) string {
+	alg, enc := subject.Algorithm().String(), subject.Encoded()
+	alg, enc = alg[:min(len(alg), fallbackAlgorithmMax)], enc[:min(len(enc), fallbackEncodedMax)]
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '.', r == '-':
+			return r
+		}
+		return '-'
+	}, alg+"-"+enc)
+}
+
+// fallbackIndex is what a subject's fallback tag points at.
+type fallbackIndex struct {
+	digest digest.Digest // the tagged manifest
+	// foreign is set when the tag names something other than an image
+	// index: a tag of that name that is not a referrers list, which is
+	// neither read nor ever overwritten.
+	foreign   bool
+	manifests []ocispec.Descriptor
+}
+
+// readFallback reads subject's fallback tag: nil when there is none, or
+// when the tag names a revision the repository no longer has.
+func (s *Server) readFallback(ctx context.Context, name string, subject digest.Digest) (*fallbackIndex, error) {
+	tag := fallbackTag(subject)
+	d, err := s.readLink(ctx, storage.TagCurrentLinkPath(name, tag))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	body, err := s.revisionContent(ctx, name, d)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	m, err := parseStoredManifest(body)
+	if err != nil || m.mediaType() != ocispec.MediaTypeImageIndex {
+		s.log.Debug("tag of the referrers tag schema is no image index; ignored", "repository", name, "tag", tag, "digest", d)
+		return &fallbackIndex{digest: d, foreign: true}, nil
+	}
+	return &fallbackIndex{digest: d, manifests: m.Manifests}, nil
+}
+
+// referrers lists subject's referrers in name, from both sources, sorted
+// by digest, with the fallback index as read (nil when there is none).
+func (s *Server) referrers(ctx context.Context, name string, subject digest.Digest) ([]ocispec.Descriptor, *fallbackIndex, error) {
+	var (
+		own      []digest.Digest
+		fallback *fallbackIndex
+		ownErr   error
+		fbErr    error
+		wg       sync.WaitGroup
+	)
+	// The two reads are independent: on S3 each is a round trip.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		own, ownErr = s.indexedReferrers(ctx, name, subject)
+	}()
+	fallback, fbErr = s.readFallback(ctx, name, subject)
+	wg.Wait()
+	if err := errors.Join(ownErr, fbErr); err != nil {
+		return nil, nil, err
+	}
+
+	candidates := own
+	if fallback != nil {
+		for _, m := range fallback.manifests {
+			if m.Digest.Validate() == nil {
+				candidates = append(candidates, m.Digest)
+			}
+		}
+	}
+	slices.Sort(candidates)
+	candidates = slices.Compact(candidates)
+
+	found := make([]*ocispec.Descriptor, len(candidates))
+	err := forEach(ctx, len(candidates), func(ctx context.Context, i int) error {
+		desc, err := s.referrerDescriptor(ctx, name, subject, candidates[i])
+		found[i] = desc
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
 	descs := []ocispec.Descriptor{}
-	err = s.driver.Walk(ctx, storage.ReferrersDir(name, subject), func(fi storage.FileInfo) error {
+	for _, d := range found {
+		if d != nil {
+			descs = append(descs, *d)
+		}
+	}
+	return descs, fallback, nil
+}
+
+// indexedReferrers lists the digests regctl's own index holds for subject.
+func (s *Server) indexedReferrers(ctx context.Context, name string, subject digest.Digest) ([]digest.Digest, error) {
+	var ds []digest.Digest
+	err := s.driver.Walk(ctx, storage.ReferrersDir(name, subject), func(fi storage.FileInfo) error {
 		if fi.IsDir || path.Base(fi.Path) != "link" {
 			return nil
 		}
 		d, err := s.readLink(ctx, fi.Path)
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil // corrupt, and already logged
-		} else if err != nil {
-			return err
 		}
-		// The link outlives its manifest when another program (garbage
-		// collection, Distribution) deletes the revision: skip it.
-		body, err := s.revisionContent(ctx, name, d)
-		if errors.Is(err, storage.ErrNotFound) {
-			s.log.Info("skipping referrer whose manifest is gone", "repository", name, "subject", subject, "digest", d)
-			return nil
-		} else if err != nil {
-			return err
-		}
-		m, err := parseStoredManifest(body)
-		if err != nil || m.Subject == nil || m.Subject.Digest != subject {
-			s.log.Warn("skipping referrer link to a manifest without this subject", "repository", name, "subject", subject, "digest", d, "err", err)
-			return nil
-		}
-		desc := ocispec.Descriptor{
-			MediaType:    m.mediaType(),
-			Digest:       d,
-			Size:         int64(len(body)),
-			ArtifactType: m.artifactType(),
-			Annotations:  m.Annotations,
-		}
-		if filter == "" || desc.ArtifactType == filter {
-			descs = append(descs, desc)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		ds = append(ds, d)
 		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
 	}
-	if filter != "" {
-		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	return ds, err
+}
+
+// referrerDescriptor describes manifest d of name as a referrer of
+// subject, or returns nil when it is not one: its revision is gone (a
+// delete, garbage collection, another program), or it names another
+// subject or none.
+func (s *Server) referrerDescriptor(ctx context.Context, name string, subject, d digest.Digest) (*ocispec.Descriptor, error) {
+	body, err := s.revisionContent(ctx, name, d)
+	if errors.Is(err, storage.ErrNotFound) {
+		s.log.Debug("skipping referrer whose manifest is gone", "repository", name, "subject", subject, "digest", d)
+		return nil, nil
+	} else if err != nil {
+		return nil, err
 	}
-	return serveJSON(w, ocispec.MediaTypeImageIndex, ocispec.Index{
+	m, err := parseStoredManifest(body)
+	if err != nil || m.Subject == nil || m.Subject.Digest != subject {
+		s.log.Debug("skipping referrer candidate without this subject", "repository", name, "subject", subject, "digest", d, "err", err)
+		return nil, nil
+	}
+	return &ocispec.Descriptor{
+		MediaType:    m.mediaType(),
+		Digest:       d,
+		Size:         int64(len(body)),
+		ArtifactType: m.artifactType(),
+		Annotations:  m.Annotations,
+	}, nil
+}
+
+// forEach runs fn for 0..n-1, checkWorkers at a time, and returns the
+// first error; the others stop early through ctx.
+func forEach(ctx context.Context, n int, fn func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(checkWorkers, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(ctx, i); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// referrersIndex is the image index listing descs, as the referrers API
+// answers and as the fallback tag stores it.
+func referrersIndex(descs []ocispec.Descriptor) ocispec.Index {
+	return ocispec.Index{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageIndex,
 		Manifests: descs,
-	})
+	}
+}
+
+// getReferrers lists the manifests of a repository whose subject is the
+// given digest, as an image index. The spec forbids a 404 here (a client
+// would fall back to the referrers tag schema), so an unknown repository
+// or subject answers an empty list.
+func (s *Server) getReferrers(w http.ResponseWriter, r *http.Request, name, ref string) error {
+	subject, err := parseDigest(ref)
+	if err != nil {
+		return err
+	}
+	descs, _, err := s.referrers(r.Context(), name, subject)
+	if err != nil {
+		return err
+	}
+	if filter := r.URL.Query().Get("artifactType"); filter != "" {
+		descs = slices.DeleteFunc(descs, func(d ocispec.Descriptor) bool { return d.ArtifactType != filter })
+		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	return serveJSON(w, ocispec.MediaTypeImageIndex, referrersIndex(descs))
+}
+
+// maxFallbackWrites bounds the rewrites of one fallback tag by one
+// request; each is followed by a fresh read, and a rewrite is only needed
+// when another writer changed the referrers in between.
+const maxFallbackWrites = 5
+
+// syncFallback makes subject's fallback tag list exactly its referrers
+// (regctl.referrers.fallbacktags), so that CNCF Distribution on the same
+// root, and its clients, see the referrers pushed through regctl.
+//
+// Several nodes may do this at once for one subject, and a node-local lock
+// cannot order them, so it converges instead: read the referrers, write
+// the index if it differs, and read again until what is read is what the
+// tag holds. The last node to write the tag reads after its write, so it
+// sees every referrer linked before that read, and any referrer linked
+// after it is followed by its own node's read and write: the last tag
+// written lists every referrer there is.
+//
+// A tag of that name that is not an image index is left alone: it was
+// not made by the schema.
+func (s *Server) syncFallback(ctx context.Context, name string, subject digest.Digest) error {
+	tag := fallbackTag(subject)
+	for writes := 0; ; writes++ {
+		descs, cur, err := s.referrers(ctx, name, subject)
+		if err != nil {
+			return err
+		}
+		if cur != nil && cur.foreign {
+			s.log.Warn("not updating the referrers fallback tag: it names a manifest that is not an image index", "repository", name, "tag", tag, "digest", cur.digest)
+			return nil
+		}
+		body, err := json.Marshal(referrersIndex(descs))
+		if err != nil {
+			return err
+		}
+		want := digest.SHA256.FromBytes(body)
+		if (len(descs) == 0 && cur == nil) || (len(descs) > 0 && cur != nil && cur.digest == want) {
+			return nil
+		}
+		if writes == maxFallbackWrites {
+			s.log.Warn("referrers fallback tag still changing after several rewrites; the next referrer push or delete of this subject updates it",
+				"repository", name, "tag", tag)
+			return nil
+		}
+		if s.beforeFallbackWrite != nil {
+			s.beforeFallbackWrite()
+		}
+		if len(descs) == 0 {
+			err = s.untag(ctx, name, tag)
+		} else {
+			err = s.storeRevision(ctx, name, want, body)
+			if err == nil {
+				err = s.tagManifest(ctx, name, tag, want)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("updating referrers fallback tag %s: %w", tag, err)
+		}
+	}
+}
+
+// untag deletes a tag, and nothing when it is already gone.
+func (s *Server) untag(ctx context.Context, name, tag string) error {
+	unlock := s.locks.lock("tag:" + name + ":" + tag)
+	defer unlock()
+	if err := s.driver.Delete(ctx, storage.TagDir(name, tag)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return nil
 }

@@ -56,6 +56,11 @@ type Options struct {
 	// Distribution's do, so a load balancer takes the node out. nil:
 	// never.
 	Unhealthy func() bool
+	// ReferrersFallbackTags keeps the referrers tag schema's index
+	// (tag <alg>-<hex> of each subject) up to date on every referrer push
+	// and delete, for CNCF Distribution on the same root
+	// (regctl.referrers.fallbacktags).
+	ReferrersFallbackTags bool
 }
 
 // Server serves the registry API. Create it with New.
@@ -69,6 +74,11 @@ type Server struct {
 	authc  atomic.Pointer[authHolder]
 	writes writeGate
 	locks  keyedMutex
+	// fallbackTags is Options.ReferrersFallbackTags; a reload may switch it.
+	fallbackTags atomic.Bool
+	// beforeFallbackWrite, when set by a test, runs between syncFallback's
+	// read and its write, to force an interleaving of two nodes.
+	beforeFallbackWrite func()
 	// mediaTypes remembers what stored manifest bytes parse to; see
 	// mediaTypeMemo for why it is no existence cache.
 	mediaTypes mediaTypeMemo
@@ -81,6 +91,7 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, driver: opts.Driver, log: opts.Log}
 	s.readOnly.Store(opts.ReadOnly)
+	s.fallbackTags.Store(opts.ReferrersFallbackTags)
 	s.SetAuth(opts.Auth)
 	return s
 }
@@ -136,6 +147,9 @@ func (s *Server) SetReadOnly(on bool) {
 	defer s.writes.mu.Unlock()
 	s.readOnly.Store(on)
 }
+
+// SetReferrersFallbackTags switches Options.ReferrersFallbackTags.
+func (s *Server) SetReferrersFallbackTags(on bool) { s.fallbackTags.Store(on) }
 
 // ReadOnly reports the configured read-only mode, not maintenance.
 func (s *Server) ReadOnly() bool { return s.readOnly.Load() }

@@ -132,6 +132,8 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		Cache:            cache,
 		Unhealthy:        health.Down,
 		NoReferences:     !cfg.Notifications.IncludeReferences,
+
+		ReferrersFallbackTags: cfg.Referrers.FallbackTags,
 	})
 	return &Daemon{
 		ConfigPath: configPath, HeartbeatInterval: heartbeat, nodeID: maintenance.NewNodeID(),
@@ -204,9 +206,9 @@ func LogLevel(name string) slog.Level {
 }
 
 // Reload re-reads the config file and applies what can change without a
-// restart: read-only mode and the log level. Requests in flight are not
-// interrupted. Anything else that changed is reported as needing a
-// restart.
+// restart: auth, read-only mode, the log level and regctl.referrers.
+// Requests in flight are not interrupted. Anything else that changed is
+// reported as needing a restart.
 func (d *Daemon) Reload() error {
 	if d.ConfigPath == "" {
 		return errors.New("the embedded default config has no file to reload")
@@ -247,6 +249,10 @@ func (d *Daemon) Reload() error {
 		d.server.SetReadOnly(cfg.Storage.ReadOnly)
 		d.log.Info("read-only mode changed", "read_only", cfg.Storage.ReadOnly)
 	}
+	if cfg.Referrers.FallbackTags != d.cfg.Referrers.FallbackTags {
+		d.server.SetReferrersFallbackTags(cfg.Referrers.FallbackTags)
+		d.log.Info("referrers fallback tags changed", "fallback_tags", cfg.Referrers.FallbackTags)
+	}
 	if d.level != nil && cfg.Log.Level != d.cfg.Log.Level {
 		// The level is set first, so no line after this one slips out at
 		// the old level; the line itself is said at the new level (info
@@ -260,6 +266,7 @@ func (d *Daemon) Reload() error {
 		d.log.Warn("config changes need a restart to take effect (regctl restart)", "keys", strings.Join(reasons, ", "))
 	}
 	d.cfg.Storage.ReadOnly, d.cfg.Log.Level = cfg.Storage.ReadOnly, cfg.Log.Level
+	d.cfg.Referrers = cfg.Referrers
 	return nil
 }
 

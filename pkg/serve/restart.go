@@ -14,7 +14,7 @@ import (
 // the storage driver and its parameters, and every other setting read
 // only at startup. It is empty when a SIGHUP applies the whole change.
 // It lives beside Reload so the two agree on what reloads: auth, the
-// configured read-only mode and the log level.
+// configured read-only mode, the log level and regctl.referrers.
 func RestartReasons(old, cur *distconfig.Config) []string {
 	var reasons []string
 	differ := func(key string, a, b any) {
@@ -53,7 +53,7 @@ func RestartReasons(old, cur *distconfig.Config) []string {
 		// still asks for a restart rather than being silently ignored.
 		a, b := *o, *n
 		for _, c := range []*distconfig.Config{&a, &b} {
-			c.Auth, c.Storage.ReadOnly, c.Log.Level = nil, false, ""
+			c.Auth, c.Storage.ReadOnly, c.Log.Level, c.Referrers = nil, false, "", distconfig.Referrers{}
 		}
 		if !reflect.DeepEqual(a, b) {
 			reasons = append(reasons, "other settings")

@@ -42,6 +42,7 @@ func TestCompareConfigs(t *testing.T) {
 		{"log level reloads", "", repl("level: info", "level: debug"), nil},
 		{"read-only reloads", "", repl("enabled: false", "enabled: true"), nil},
 		{"auth reloads", "", repl("gitlab.example.com", "gitlab.example.org"), nil},
+		{"referrers fallback tags reload", "", func(s string) string { return s + "regctl:\n  referrers:\n    fallbacktags: true\n" }, nil},
 		{"listen address", "", repl("127.0.0.1:5000", "127.0.0.1:5001"), []string{"http.addr"}},
 		{"tls", "", repl("  secret: s3cr3t\n", "  secret: s3cr3t\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n"), []string{"http.tls"}},
 		{"storage parameter", "", repl("/var/opt/regctl/registry\n", "/srv/registry\n"), []string{"storage.filesystem"}},

@@ -15,12 +15,26 @@ type Cluster struct {
 	Heartbeat time.Duration
 }
 
+// Referrers is regctl.referrers: how the referrers API meets roots that
+// CNCF Distribution also serves.
+type Referrers struct {
+	// FallbackTags keeps the referrers tag schema's index (the tag
+	// <alg>-<hex> of each subject) up to date on every referrer push and
+	// delete (regctl.referrers.fallbacktags), so that Distribution and its
+	// clients see referrers pushed through regctl.
+	FallbackTags bool
+}
+
+// regctl decodes regctl's own section.
 func (d *decoder) regctl(n *node, path string, c *Config) {
 	enabled := true
 	d.mapping(n, path, fields{
 		"cluster": d.section(fields{
 			"enabled":   d.boolean(&enabled),
 			"heartbeat": d.duration(&c.Cluster.Heartbeat),
+		}),
+		"referrers": d.section(fields{
+			"fallbacktags": d.boolean(&c.Referrers.FallbackTags),
 		}),
 	})
 	c.Cluster.Disabled = !enabled
