@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -316,4 +317,91 @@ func (s *Server) untag(ctx context.Context, name, tag string) error {
 		return err
 	}
 	return nil
+}
+
+// errRefusedWrites stops a backfill pass that the write gate refused.
+var errRefusedWrites = errors.New("writes are refused (read-only or maintenance)")
+
+// BackfillFallbackTags brings the fallback tag of every subject in
+// regctl's referrers index up to date, for referrers pushed while
+// fallback tags were off. Each subject is one write admitted through the
+// write gate, so maintenance (garbage collection, a cutover) waits for it
+// and then stops the pass; an error saying so is returned. It stops too
+// when fallback tags are switched off. Subjects already right cost reads
+// only, so running it again, or on every node at once, is harmless.
+func (s *Server) BackfillFallbackTags(ctx context.Context) (subjects int, err error) {
+	type referred struct {
+		repo    string
+		subject digest.Digest
+	}
+	var todo []referred
+	err = s.driver.Walk(ctx, storage.RepositoriesRoot(), func(fi storage.FileInfo) error {
+		if !fi.IsDir {
+			return nil
+		}
+		repo, rest, found := strings.Cut(strings.TrimPrefix(fi.Path, storage.RepositoriesRoot()+"/"), "/_regctl/referrers/")
+		if !found {
+			if base := path.Base(fi.Path); strings.HasPrefix(base, "_") && base != "_regctl" {
+				return storage.ErrSkipDir // _layers, _manifests, _uploads hide no repository
+			}
+			return nil
+		}
+		alg, hex, ok := strings.Cut(rest, "/")
+		if !ok {
+			return nil
+		}
+		if d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hex); d.Validate() == nil {
+			todo = append(todo, referred{repo, d})
+		}
+		return storage.ErrSkipDir
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil // nothing was ever pushed
+	} else if err != nil {
+		return 0, err
+	}
+	for _, r := range todo {
+		if !s.fallbackTags.Load() {
+			return subjects, errors.New("fallback tags were switched off")
+		}
+		done, refused := s.admitWrite()
+		if refused != nil {
+			return subjects, errRefusedWrites
+		}
+		err := s.syncFallback(ctx, r.repo, r.subject)
+		done()
+		if err != nil {
+			return subjects, err
+		}
+		subjects++
+	}
+	return subjects, nil
+}
+
+// RunFallbackBackfill runs BackfillFallbackTags until one pass completes,
+// trying again every retry while writes are refused or the storage fails,
+// or until ctx ends. One runs at a time: a call while another runs
+// returns at once.
+func (s *Server) RunFallbackBackfill(ctx context.Context, retry time.Duration) {
+	if !s.backfilling.CompareAndSwap(false, true) {
+		return
+	}
+	defer s.backfilling.Store(false)
+	for {
+		start := time.Now()
+		n, err := s.BackfillFallbackTags(ctx)
+		if err == nil {
+			s.log.Info("referrers fallback tags up to date", "subjects", n, "took", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if !s.fallbackTags.Load() || ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("referrers fallback tags not yet up to date; trying again", "subjects_done", n, "retry_in", retry, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(retry):
+		}
+	}
 }

@@ -298,3 +298,69 @@ func TestReferrersFallbackTagsTwoNodes(t *testing.T) {
 		t.Errorf("after both nodes: fallback lists %v, want %v", got, want)
 	}
 }
+
+// TestBackfillFallbackTags: referrers pushed while fallback tags were off
+// get their fallback tag from one backfill pass, nested repositories
+// included; maintenance refuses the pass before it writes anything.
+func TestBackfillFallbackTags(t *testing.T) {
+	e := newMfEnvDefault(t) // fallback tags off
+	type pushed struct {
+		repo    string
+		subject digest.Digest
+		refs    []digest.Digest
+	}
+	var all []pushed
+	for _, repo := range []string{"a/b", "a/b/c", "z"} {
+		subject := e.subjectOf(repo, "v1")
+		p := pushed{repo: repo, subject: subject.Digest}
+		for _, seed := range []string{"sig", "sbom"} {
+			ref := e.referrer(repo, seed+repo, sigType, subject)
+			p.refs = append(p.refs, e.mustPush(repo, digest.FromBytes(ref).String(), ocispec.MediaTypeImageManifest, ref))
+		}
+		all = append(all, p)
+	}
+	for _, p := range all {
+		if got := e.fallbackList(p.repo, p.subject); got != nil {
+			t.Fatalf("%s: fallback tag written with fallback tags off: %v", p.repo, got)
+		}
+	}
+
+	on := New(Options{Driver: e.fs, DeleteEnabled: true, ReferrersFallbackTags: true})
+	on.SetMaintenance("garbage collection by a test")
+	if n, err := on.BackfillFallbackTags(context.Background()); err == nil || n != 0 {
+		t.Fatalf("during maintenance: %d subjects, err %v", n, err)
+	}
+	for _, p := range all {
+		if e.exists(storage.TagDir(p.repo, fallbackTag(p.subject))) {
+			t.Fatalf("%s: backfill wrote during maintenance", p.repo)
+		}
+	}
+	on.ClearMaintenance()
+
+	n, err := on.BackfillFallbackTags(context.Background())
+	if err != nil || n != len(all) {
+		t.Fatalf("backfill: %d subjects, err %v; want %d", n, err, len(all))
+	}
+	tags := map[string]string{}
+	for _, p := range all {
+		if got, want := e.fallbackList(p.repo, p.subject), sortedDigests(p.refs...); !slices.Equal(got, want) {
+			t.Errorf("%s: fallback lists %v, want %v", p.repo, got, want)
+		}
+		tags[p.repo] = string(e.file(storage.TagCurrentLinkPath(p.repo, fallbackTag(p.subject))))
+	}
+
+	// A second pass finds everything right and rewrites nothing.
+	if _, err := on.BackfillFallbackTags(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range all {
+		idx := storage.TagIndexDir(p.repo, fallbackTag(p.subject))
+		entries, err := e.fs.List(context.Background(), idx+"/sha256")
+		if err != nil || len(entries) != 1 {
+			t.Errorf("%s: tag history %v (%v): the second pass rewrote the tag", p.repo, entries, err)
+		}
+		if got := string(e.file(storage.TagCurrentLinkPath(p.repo, fallbackTag(p.subject)))); got != tags[p.repo] {
+			t.Errorf("%s: tag moved on the second pass", p.repo)
+		}
+	}
+}

@@ -76,6 +76,7 @@ type Server struct {
 	locks  keyedMutex
 	// fallbackTags is Options.ReferrersFallbackTags; a reload may switch it.
 	fallbackTags atomic.Bool
+	backfilling  atomic.Bool // RunFallbackBackfill is running
 	// beforeFallbackWrite, when set by a test, runs between syncFallback's
 	// read and its write, to force an interleaving of two nodes.
 	beforeFallbackWrite func()

@@ -51,6 +51,9 @@ type Daemon struct {
 	log     *slog.Logger
 	level   *slog.LevelVar
 	mu      sync.Mutex
+	// background is the context of Run's background jobs, under mu; nil
+	// before Run. A reload starts jobs in it.
+	background context.Context
 	// fatal stops Run when a reload must not be served.
 	fatal chan error
 }
@@ -252,6 +255,9 @@ func (d *Daemon) Reload() error {
 	if cfg.Referrers.FallbackTags != d.cfg.Referrers.FallbackTags {
 		d.server.SetReferrersFallbackTags(cfg.Referrers.FallbackTags)
 		d.log.Info("referrers fallback tags changed", "fallback_tags", cfg.Referrers.FallbackTags)
+		if cfg.Referrers.FallbackTags && d.background != nil {
+			go d.server.RunFallbackBackfill(d.background, fallbackBackfillRetry)
+		}
 	}
 	if d.level != nil && cfg.Log.Level != d.cfg.Log.Level {
 		// The level is set first, so no line after this one slips out at
@@ -269,6 +275,10 @@ func (d *Daemon) Reload() error {
 	d.cfg.Referrers = cfg.Referrers
 	return nil
 }
+
+// fallbackBackfillRetry is how long a fallback tag backfill that
+// maintenance interrupted waits before it tries again.
+const fallbackBackfillRetry = time.Minute
 
 // Run listens and serves until ctx ends, then drains requests in flight
 // for up to http.draintimeout before closing.
@@ -329,6 +339,13 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 	if purge.Enabled {
 		go d.server.RunUploadPurger(bg, purge.Age, purge.Interval, purge.DryRun)
 	}
+	d.mu.Lock()
+	d.background = bg
+	if d.cfg.Referrers.FallbackTags {
+		// Referrers pushed while fallback tags were off get theirs.
+		go d.server.RunFallbackBackfill(bg, fallbackBackfillRetry)
+	}
+	d.mu.Unlock()
 
 	if hcfg := d.cfg.Health.StorageDriver; hcfg.Enabled {
 		go d.health.Run(bg, debugserver.Check{
