@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -161,7 +162,7 @@ func (o *cleanupOpts) run(c *cobra.Command, args []string) error {
 			return err
 		}
 	} else {
-		printCleanupReport(p, rep)
+		printCleanupReport(p, rep, l)
 	}
 	if !rep.OK() {
 		return silentError{errors.New("registry-cleanup: some repositories were not cleaned")}
@@ -306,7 +307,7 @@ func printExplain(p *ui.Printer, rr *cleanup.Repository, pol *cleanup.Policy) {
 	p.Table([]string{"TAG", "CREATED", "VERDICT", "REASON"}, rows)
 }
 
-func printCleanupReport(p *ui.Printer, rep *cleanup.Report) {
+func printCleanupReport(p *ui.Printer, rep *cleanup.Report, l *reconfigure.Loaded) {
 	title := "registry-cleanup"
 	verb := "deleted"
 	if rep.DryRun {
@@ -344,13 +345,59 @@ func printCleanupReport(p *ui.Printer, rep *cleanup.Report) {
 			p.Hint(rr.Error)
 		}
 	}
+	claimed := printDisabledPolicies(p, rep.Disabled, l)
 	seen, deleted, failed, errs := rep.Totals()
-	p.Field("repositories", fmt.Sprintf("%d cleaned, %d with errors, %d without a policy that applies", len(rep.Repositories)-errs, errs, rep.Skipped))
+	repos := fmt.Sprintf("%d cleaned, %d with errors, %d without any policy, %d claimed by a disabled policy",
+		len(rep.Repositories)-errs, errs, rep.NoPolicy, claimed)
+	if rep.Excluded > 0 {
+		repos += fmt.Sprintf(", %d left out by --policy or --repository", rep.Excluded)
+	}
+	p.Field("repositories", repos)
 	p.Field("tags", fmt.Sprintf("%d seen, %d %s, %d failed", seen, deleted, verb, failed))
 	p.Field("took", rep.Duration.Round(time.Millisecond).String())
 	if !rep.DryRun && deleted > 0 {
 		p.Text("Tags are gone; their space comes back with `regctl registry-garbage-collect -m`.")
 	}
+}
+
+// printDisabledPolicies names each disabled policy, the repositories it
+// left alone and where to enable it; it returns how many repositories
+// they claimed.
+func printDisabledPolicies(p *ui.Printer, disabled []*cleanup.DisabledPolicy, l *reconfigure.Loaded) (claimed int) {
+	const most = 10
+	for _, d := range disabled {
+		claimed += len(d.Repositories)
+		label := "policy " + d.Name
+		if d.Name == "" {
+			label = fmt.Sprintf("policy [%d]", d.Index)
+		}
+		st, what := ui.Info, "disabled; it claims no repository in this run"
+		if n := len(d.Repositories); n > 0 {
+			noun := "repositories"
+			if n == 1 {
+				noun = "repository"
+			}
+			st, what = ui.Warn, fmt.Sprintf("disabled: leaves alone %d %s: %s", n, noun,
+				strings.Join(d.Repositories[:min(n, most)], " "))
+			if n > most {
+				what += fmt.Sprintf(" and %d more (-o json lists them all)", n-most)
+			}
+		}
+		p.Line(st, label, what)
+		hint := "to run it, set enabled = true in this policy"
+		if w := l.DisabledPolicyWarning(d.Index); w != nil {
+			hint += ": " + w.File
+			if w.Line > 0 {
+				hint += ":" + strconv.Itoa(w.Line)
+			}
+			hint += ", " + w.Key
+		}
+		if d.Name != "" {
+			hint += "; or run it once with --policy " + d.Name
+		}
+		p.Hint(hint)
+	}
+	return claimed
 }
 
 // keptSummary is "3 (latest 1, keep regex 2)".

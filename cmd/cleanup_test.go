@@ -1,12 +1,22 @@
 package cmd
 
 import (
+	"encoding/json"
+	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"regctl/pkg/cleanup"
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
+	"regctl/pkg/registryd"
+	"regctl/pkg/storage"
 )
 
 func TestRegistryCleanupBadUsage(t *testing.T) {
@@ -66,4 +76,78 @@ func TestCleanupAndGCRunLock(t *testing.T) {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 	lock2.Release()
+}
+
+// A disabled policy is named in the summary with the repositories it
+// claims and where to enable it (file, line, key), and in -o json; the
+// count line tells no policy from a disabled one.
+func TestRegistryCleanupNamesDisabledPolicies(t *testing.T) {
+	t.Parallel()
+	drv, err := storage.NewFilesystem(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(registryd.New(registryd.Options{Driver: drv, DeleteEnabled: true}))
+	t.Cleanup(hs.Close)
+	for _, repo := range []string{"legacy/a", "legacy/b", "team/app", "other/x"} {
+		img, err := random.Image(64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := name.ParseReference(strings.TrimPrefix(hs.URL, "http://")+"/"+repo+":v1", name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, settings := newSettings(t, `data_dir = "data"
+
+[[registry.cleanup_policies]]
+name = "legacy"
+repositories = ["legacy/**"]
+name_regex = "v.*"
+
+[[registry.cleanup_policies]]
+name = "team"
+repositories = ["team/**", "legacy/**"]
+enabled = true
+name_regex = "v.*"
+older_than = "1d"
+
+[[registry.cleanup_policies]]
+name = "off"
+repositories = ["nothing/**"]
+enabled = false
+`)
+	r := mustCode(t, 0, "--settings", settings, "registry-cleanup", "--registry", hs.URL, "--dry-run")
+	mustContain(t, "stdout", r.stdout,
+		"warn  policy legacy          disabled: leaves alone 2 repositories: legacy/a legacy/b\n"+
+			"      to run it, set enabled = true in this policy: "+settings+":3, registry.cleanup_policies[0].enabled; or run it once with --policy legacy\n",
+		"info  policy off             disabled; it claims no repository in this run\n"+
+			"      to run it, set enabled = true in this policy: "+settings+":18, registry.cleanup_policies[2].enabled; or run it once with --policy off\n",
+		"repositories:        1 cleaned, 0 with errors, 1 without any policy, 2 claimed by a disabled policy\n",
+		"tags:                1 seen, 0 to delete, 0 failed\n")
+	mustNotContain(t, "stdout", r.stdout, "left out by")
+	// Those warnings are reconfigure's; registry-cleanup says it in its report.
+	mustNotContain(t, "stderr", r.stderr, "is disabled")
+
+	r = mustCode(t, 0, "--settings", settings, "registry-cleanup", "--registry", hs.URL, "--dry-run", "--repository", "legacy/a")
+	mustContain(t, "stdout", r.stdout, "0 cleaned, 0 with errors, 0 without any policy, 1 claimed by a disabled policy, 3 left out by --policy or --repository\n")
+
+	r = mustCode(t, 0, "--settings", settings, "-o", "json", "registry-cleanup", "--registry", hs.URL, "--dry-run")
+	var rep struct {
+		Skipped  int
+		NoPolicy int `json:"no_policy"`
+		Excluded int
+		Disabled []cleanup.DisabledPolicy
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	want := []cleanup.DisabledPolicy{{Name: "legacy", Index: 0, Repositories: []string{"legacy/a", "legacy/b"}}, {Name: "off", Index: 2, Repositories: []string{}}}
+	if rep.Skipped != 3 || rep.NoPolicy != 1 || rep.Excluded != 0 || !reflect.DeepEqual(rep.Disabled, want) {
+		t.Errorf("JSON report %+v, want 3 skipped, 1 without a policy, disabled %+v", rep, want)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -51,6 +52,10 @@ func (o *reconfigureOpts) run(c *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	// Only reconfigure mentions disabled cleanup policies: they are
+	// GitLab's default, and registry-cleanup reports them itself.
+	disabled := l.DisabledPolicyWarnings()
+	o.warn(disabled)
 	// config.yml as the daemon may be running it, to tell a reload from
 	// a restart once Run has replaced it.
 	oldConfig, err := os.ReadFile(l.Resolve().ConfigYML)
@@ -70,7 +75,9 @@ func (o *reconfigureOpts) run(c *cobra.Command, _ []string) error {
 		out := struct {
 			*reconfigure.Result
 			Reload *reloadResult `json:"reload,omitempty"`
-		}{Result: res}
+			// Warnings are the settings' warnings, also shown on stderr.
+			Warnings []*reconfigure.Problem `json:"warnings,omitempty"`
+		}{Result: res, Warnings: append(slices.Clip(l.Warnings), disabled...)}
 		if !o.dryRun {
 			out.Reload = &reload
 		}

@@ -359,3 +359,27 @@ func TestReconfigureShowsSettingsWarnings(t *testing.T) {
 	r := mustCode(t, 0, "reconfigure", "--settings", settings)
 	mustContain(t, "stderr", r.stderr, "warning: "+settings+":7: registry.cleanup_policies[0].name_regex: policy \"all\" can delete every tag")
 }
+
+// A cleanup policy without enabled = true is valid (GitLab's default):
+// reconfigure goes on and warns, with file, line and key, on stderr and
+// in -o json. Other commands keep quiet about it.
+func TestReconfigureWarnsAboutDisabledCleanupPolicies(t *testing.T) {
+	t.Parallel()
+	_, settings := withSecrets(t, "data_dir = \"data\"\n\n[[registry.cleanup_policies]]\nname = \"weekly\"\nrepositories = [\"g/**\"]\nname_regex = \"v.*\"\nkeep_n = 5\n")
+	r := mustCode(t, 0, "reconfigure", "--settings", settings)
+	mustContain(t, "stderr", r.stderr, "warning: "+settings+":3: registry.cleanup_policies[0].enabled: policy \"weekly\" is disabled "+
+		"(enabled is not set, and GitLab's default is false): registry-cleanup skips it")
+	r = mustCode(t, 0, "reconfigure", "--settings", settings, "-o", "json")
+	var out struct {
+		Files    []json.RawMessage
+		Warnings []reconfigure.Problem
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	if len(out.Files) == 0 || len(out.Warnings) != 1 || out.Warnings[0].Line != 3 || out.Warnings[0].Key != "registry.cleanup_policies[0].enabled" {
+		t.Errorf("JSON: %s", r.stdout)
+	}
+	r = mustCode(t, 0, "registry-readonly", "status", "--settings", settings)
+	mustNotContain(t, "registry-readonly status", r.stdout+r.stderr, "is disabled")
+}

@@ -45,10 +45,15 @@ func (o *rootOpts) loadSettings() (*reconfigure.Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range l.Warnings {
+	o.warn(l.Warnings)
+	return l, nil
+}
+
+// warn shows settings warnings on stderr, each with file, line and key.
+func (o *rootOpts) warn(ws []*reconfigure.Problem) {
+	for _, w := range ws {
 		fmt.Fprintln(o.stderr, ui.WarningText(o.stderr, o.noColor, w.Error()))
 	}
-	return l, nil
 }
 
 func (o *rootOpts) printer() *ui.Printer {

@@ -87,22 +87,27 @@ func TestServeReadOnly(t *testing.T) {
 		what, method, path string
 		body               []byte
 		header             map[string]string
+		allow              string // the route's read methods
 	}{
-		{"POST upload", http.MethodPost, "/v2/ro/app/blobs/uploads/", nil, nil},
+		{"POST upload", http.MethodPost, "/v2/ro/app/blobs/uploads/", nil, nil, ""},
 		{"POST monolithic upload", http.MethodPost, "/v2/ro/app/blobs/uploads/?digest=" + sha256Digest(chunk), chunk,
-			map[string]string{"Content-Type": "application/octet-stream"}},
-		{"POST mount", http.MethodPost, "/v2/ro/other/blobs/uploads/?mount=" + layerDigest.String() + "&from=ro/app", nil, nil},
-		{"PATCH upload", http.MethodPatch, upload, chunk, map[string]string{"Content-Type": "application/octet-stream"}},
+			map[string]string{"Content-Type": "application/octet-stream"}, ""},
+		{"POST mount", http.MethodPost, "/v2/ro/other/blobs/uploads/?mount=" + layerDigest.String() + "&from=ro/app", nil, nil, ""},
+		{"PATCH upload", http.MethodPatch, upload, chunk, map[string]string{"Content-Type": "application/octet-stream"}, "GET"},
 		{"PUT upload", http.MethodPut, withQuery(upload, "digest="+sha256Digest(chunk)), chunk,
-			map[string]string{"Content-Type": "application/octet-stream"}},
-		{"DELETE upload", http.MethodDelete, upload, nil, nil},
-		{"PUT manifest", http.MethodPut, "/v2/ro/app/manifests/v2", manifest, map[string]string{"Content-Type": string(mt)}},
-		{"DELETE manifest", http.MethodDelete, "/v2/ro/app/manifests/" + imgDigest.String(), nil, nil},
-		{"DELETE tag", http.MethodDelete, "/v2/ro/app/manifests/v1", nil, nil},
-		{"DELETE blob", http.MethodDelete, "/v2/ro/app/blobs/" + layerDigest.String(), nil, nil},
+			map[string]string{"Content-Type": "application/octet-stream"}, "GET"},
+		{"DELETE upload", http.MethodDelete, upload, nil, nil, "GET"},
+		{"PUT manifest", http.MethodPut, "/v2/ro/app/manifests/v2", manifest, map[string]string{"Content-Type": string(mt)}, "GET, HEAD"},
+		{"DELETE manifest", http.MethodDelete, "/v2/ro/app/manifests/" + imgDigest.String(), nil, nil, "GET, HEAD"},
+		{"DELETE tag", http.MethodDelete, "/v2/ro/app/manifests/v1", nil, nil, "GET, HEAD"},
+		{"DELETE blob", http.MethodDelete, "/v2/ro/app/blobs/" + layerDigest.String(), nil, nil, "GET, HEAD"},
 	} {
 		resp, body := do(t, w.method, addr, w.path, w.body, w.header)
 		checkReadOnlyRefusal(t, w.what, resp, body)
+		// RFC 9110: a 405 lists what the route allows now, even nothing.
+		if vs, ok := resp.Header["Allow"]; !ok || strings.Join(vs, ", ") != w.allow {
+			t.Errorf("%s: Allow %q (sent: %v), want %q", w.what, vs, ok, w.allow)
+		}
 	}
 
 	// go-containerregistry sees the 405 as a transport error.

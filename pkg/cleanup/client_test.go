@@ -252,3 +252,78 @@ func TestRunLeavesOutTagsThatVanish(t *testing.T) {
 		t.Errorf("deleted %v (registry saw %v), want one of v1, v2", rr.Deleted, f.deletes)
 	}
 }
+
+// A disabled policy is named in the report with the repositories it
+// claims (it is their first match, so the enabled policy after it does
+// not clean them); the others are counted apart: no policy at all, or
+// left out by --repository and --policy.
+func TestRunReportsDisabledPolicies(t *testing.T) {
+	f := newFakeRegistry(t)
+	old := time.Now().Add(-48 * time.Hour).Format(time.RFC3339)
+	for _, repo := range []string{"legacy/a", "legacy/b", "team/app", "other/x"} {
+		f.tags[repo] = map[string]string{"v1": old}
+	}
+	var pols []*Policy
+	for _, p := range []reconfigure.CleanupPolicy{
+		{Name: "legacy", Repositories: []string{"legacy/**"}, NameRegex: "v.*"},
+		{Name: "team", Repositories: []string{"team/**", "legacy/**"}, Enabled: true, NameRegex: "v.*"},
+		{Repositories: []string{"nothing/**"}, NameRegex: "v.*"}, // unnamed, claims nothing
+	} {
+		c, err := Compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pols = append(pols, c)
+	}
+	type summary struct {
+		Cleaned                     []string
+		Skipped, NoPolicy, Excluded int
+		Disabled                    []DisabledPolicy
+	}
+	run := func(opts Options) summary {
+		t.Helper()
+		opts.Policies, opts.DryRun = pols, true
+		rep, err := Run(context.Background(), f.client(t), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := summary{Skipped: rep.Skipped, NoPolicy: rep.NoPolicy, Excluded: rep.Excluded}
+		for _, rr := range rep.Repositories {
+			s.Cleaned = append(s.Cleaned, rr.Name)
+		}
+		for _, d := range rep.Disabled {
+			s.Disabled = append(s.Disabled, *d)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want summary
+	}{
+		{"all", Options{}, summary{Cleaned: []string{"team/app"}, Skipped: 3, NoPolicy: 1,
+			Disabled: []DisabledPolicy{{"legacy", 0, []string{"legacy/a", "legacy/b"}}, {"", 2, []string{}}}}},
+		{"--repository", Options{Repository: "legacy/a"}, summary{Skipped: 4, Excluded: 3,
+			Disabled: []DisabledPolicy{{"legacy", 0, []string{"legacy/a"}}, {"", 2, []string{}}}}},
+		{"--policy runs the disabled one", Options{PolicyName: "legacy"},
+			summary{Cleaned: []string{"legacy/a", "legacy/b"}, Skipped: 2, NoPolicy: 1, Excluded: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := run(tc.opts)
+			slices.Sort(got.Cleaned)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+
+	rep, err := Run(context.Background(), f.client(t), Options{Policies: pols, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(rep)
+	if want := `"disabled":[{"name":"legacy","index":0,"repositories":["legacy/a","legacy/b"]},{"name":"","index":2,"repositories":[]}]`; !strings.Contains(string(b), want) ||
+		!strings.Contains(string(b), `"no_policy":1,"excluded":0`) {
+		t.Errorf("JSON %s\nwant it to hold %s", b, want)
+	}
+}

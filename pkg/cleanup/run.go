@@ -63,10 +63,31 @@ type Report struct {
 	DryRun       bool          `json:"dry_run"`
 	Now          time.Time     `json:"now"`
 	Repositories []*Repository `json:"repositories"`
-	// Skipped counts catalog repositories no policy (or a disabled one,
-	// or another than PolicyName) applies to, or that Repository excludes.
-	Skipped  int           `json:"skipped"`
-	Duration time.Duration `json:"duration_ns"`
+	// Skipped counts the catalog repositories left alone: NoPolicy,
+	// Excluded and the repositories of Disabled together.
+	Skipped int `json:"skipped"`
+	// NoPolicy counts repositories no policy's glob matches.
+	NoPolicy int `json:"no_policy"`
+	// Excluded counts repositories that Options.Repository leaves out,
+	// or whose policy is another than Options.PolicyName.
+	Excluded int `json:"excluded"`
+	// Disabled lists every disabled policy, in settings order, with the
+	// repositories it claims in this run (those it is the first match
+	// of): it leaves them alone, and keeps later policies off them. Empty
+	// when PolicyName is set: that policy runs, disabled or not.
+	Disabled []*DisabledPolicy `json:"disabled,omitempty"`
+	Duration time.Duration     `json:"duration_ns"`
+}
+
+// DisabledPolicy is a policy without enabled = true, and what it left
+// alone.
+type DisabledPolicy struct {
+	Name string `json:"name"`
+	// Index is its position in Options.Policies, which is its index in
+	// registry.cleanup_policies.
+	Index int `json:"index"`
+	// Repositories it claims in this run, in catalog order.
+	Repositories []string `json:"repositories"`
 }
 
 // Totals sums the repositories: tags seen, deleted (in a dry run: to
@@ -96,21 +117,38 @@ func (r *Report) OK() bool {
 // Select is the policy that applies to a repository under opts, nil when
 // none does.
 func Select(opts Options, repo string) *Policy {
+	if p, why := selectPolicy(opts, repo); why == applies {
+		return p
+	}
+	return nil
+}
+
+// selection is why a repository is cleaned or left alone.
+type selection int
+
+const (
+	applies  selection = iota
+	noPolicy           // no policy's glob matches
+	excluded           // left out by Options.Repository or Options.PolicyName
+	disabled           // its policy (returned) is disabled
+)
+
+func selectPolicy(opts Options, repo string) (*Policy, selection) {
 	if opts.Repository != "" && !MatchGlobs([]string{opts.Repository}, repo) {
-		return nil
+		return nil, excluded
 	}
 	p := For(opts.Policies, repo)
 	switch {
 	case p == nil:
-		return nil
+		return nil, noPolicy
 	case opts.PolicyName != "":
 		if p.Name != opts.PolicyName {
-			return nil
+			return nil, excluded
 		}
 	case !p.Enabled:
-		return nil
+		return p, disabled
 	}
-	return p
+	return p, applies
 }
 
 // Run cleans every repository of the catalog a policy applies to. A
@@ -135,12 +173,30 @@ func Run(ctx context.Context, cl *Client, opts Options) (*Report, error) {
 		pol  *Policy
 	}
 	var jobs []job
-	for _, name := range repos {
-		if p := Select(opts, name); p != nil {
-			jobs = append(jobs, job{name, p})
-		} else {
-			rep.Skipped++
+	off := map[*Policy]*DisabledPolicy{}
+	if opts.PolicyName == "" {
+		for i, p := range opts.Policies {
+			if !p.Enabled {
+				d := &DisabledPolicy{Name: p.Name, Index: i, Repositories: []string{}}
+				off[p] = d
+				rep.Disabled = append(rep.Disabled, d)
+			}
 		}
+	}
+	for _, name := range repos {
+		p, why := selectPolicy(opts, name)
+		switch why {
+		case applies:
+			jobs = append(jobs, job{name, p})
+			continue
+		case noPolicy:
+			rep.NoPolicy++
+		case excluded:
+			rep.Excluded++
+		case disabled:
+			off[p].Repositories = append(off[p].Repositories, name)
+		}
+		rep.Skipped++
 	}
 	rep.Repositories = make([]*Repository, len(jobs))
 	var (

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/BurntSushi/toml"
 
@@ -47,18 +48,34 @@ func (l *Loaded) Line(path ...string) int {
 }
 
 // IsSet reports whether the file sets the key (rather than a default).
+// An array-of-tables element is addressed by its decimal index:
+// IsSet("registry", "cleanup_policies", "0", "enabled").
 func (l *Loaded) IsSet(path ...string) bool {
 	var cur any = l.raw
 	for _, seg := range path {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return false
+		var ok bool
+		switch c := cur.(type) {
+		case map[string]any:
+			cur, ok = c[seg]
+		case []map[string]any: // [[array.of.tables]]
+			cur, ok = element(c, seg)
+		case []any: // array = [{ inline = "tables" }]
+			cur, ok = element(c, seg)
 		}
-		if cur, ok = m[seg]; !ok {
+		if !ok {
 			return false
 		}
 	}
 	return true
+}
+
+// element is arr[seg], seg being a decimal index.
+func element[T any](arr []T, seg string) (any, bool) {
+	i, err := strconv.Atoi(seg)
+	if err != nil || !isIndex(seg) || i >= len(arr) {
+		return nil, false
+	}
+	return arr[i], true
 }
 
 // Load reads and validates a settings file. A missing file wraps

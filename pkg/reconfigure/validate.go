@@ -274,6 +274,41 @@ func validateCleanupPolicies(ps *problems, pols []CleanupPolicy) {
 	}
 }
 
+// DisabledPolicyWarnings are a warning for each cleanup policy that does
+// not set enabled = true, in settings order. They are not among Warnings,
+// which every command shows: a disabled policy is GitLab's default and
+// valid, so reconfigure mentions it, and registry-cleanup names these
+// policies in its report.
+func (l *Loaded) DisabledPolicyWarnings() []*Problem {
+	var out []*Problem
+	for i := range l.Settings.Registry.CleanupPolicies {
+		if w := l.DisabledPolicyWarning(i); w != nil {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// DisabledPolicyWarning locates registry.cleanup_policies[i].enabled
+// (when the key is not set, the line of the policy's [[...]] header) and
+// says what a disabled policy does; nil when policy i is enabled or does
+// not exist.
+func (l *Loaded) DisabledPolicyWarning(i int) *Problem {
+	pols := l.Settings.Registry.CleanupPolicies
+	if i < 0 || i >= len(pols) || pols[i].Enabled {
+		return nil
+	}
+	path := []string{"registry", "cleanup_policies", strconv.Itoa(i), "enabled"}
+	state, fix := "enabled is not set, and GitLab's default is false", "add enabled = true to the policy"
+	if l.IsSet(path...) {
+		state, fix = "enabled = false", "set enabled = true"
+	}
+	ps := newProblems(l.Path, func(p []string) int { return l.index.Line(p...) })
+	ps.warn(path, "policy %q is disabled (%s): registry-cleanup skips it, and leaves alone the repositories "+
+		"it is the first match of; to run it, %s", pols[i].Name, state, fix)
+	return ps.warnings[0]
+}
+
 // ParseAge reads cleanup ages as GitLab writes them ("7d", "2w", "90d")
 // or as a Go duration ("36h").
 func ParseAge(s string) (time.Duration, error) {

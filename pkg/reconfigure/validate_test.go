@@ -360,3 +360,84 @@ func TestCleanupPolicyThatCanDeleteEveryTagWarns(t *testing.T) {
 		})
 	}
 }
+
+// A policy without enabled = true is valid (GitLab's default) but gets a
+// warning of its own, at its enabled key, or at its header when the key
+// is not set; it is not among the Warnings every command shows.
+func TestDisabledCleanupPolicyWarns(t *testing.T) {
+	src := `[[registry.cleanup_policies]]
+name = "unset"
+repositories = ["a/**"]
+
+[[registry.cleanup_policies]]
+name = "on"
+repositories = ["b/**"]
+enabled = true
+
+[[registry.cleanup_policies]]
+name = "off"
+repositories = ["c/**"]
+enabled = false
+`
+	l, err := Parse("/etc/regctl/regctl.toml", []byte(src))
+	if err != nil {
+		t.Fatalf("disabled policies must not make the settings invalid: %v", err)
+	}
+	if len(l.Warnings) != 0 {
+		t.Errorf("Warnings = %v, want none", l.Warnings)
+	}
+	ws := l.DisabledPolicyWarnings()
+	if len(ws) != 2 {
+		t.Fatalf("want 2 warnings, got %v", ws)
+	}
+	for i, want := range []struct {
+		line       int
+		key, words string
+	}{
+		{1, "registry.cleanup_policies[0].enabled", `policy "unset" is disabled (enabled is not set, and GitLab's default is false): registry-cleanup skips it`},
+		{13, "registry.cleanup_policies[2].enabled", `policy "off" is disabled (enabled = false): registry-cleanup skips it`},
+	} {
+		if w := ws[i]; w.File != "/etc/regctl/regctl.toml" || w.Line != want.line || w.Key != want.key || !strings.Contains(w.Message, want.words) {
+			t.Errorf("warning %d = %s (line %d), want line %d, key %s, %q", i, w.Error(), w.Line, want.line, want.key, want.words)
+		}
+	}
+	if !strings.HasSuffix(ws[0].Message, "to run it, add enabled = true to the policy") || !strings.HasSuffix(ws[1].Message, "to run it, set enabled = true") {
+		t.Errorf("fixes: %q, %q", ws[0].Message, ws[1].Message)
+	}
+	if l.DisabledPolicyWarning(1) != nil || l.DisabledPolicyWarning(3) != nil || l.DisabledPolicyWarning(-1) != nil {
+		t.Error("a warning for an enabled or missing policy")
+	}
+}
+
+// IsSet and Line reach into arrays of tables by index.
+func TestIsSetArrayElements(t *testing.T) {
+	l, err := Parse("/s/regctl.toml", []byte("[[registry.notifications]]\nname = \"a\"\nurl = \"http://x\"\n\n"+
+		"[[registry.notifications]]\nname = \"b\"\nurl = \"http://y\"\ntimeout = \"1s\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path []string
+		line int
+	}{
+		{[]string{"registry", "notifications", "1", "timeout"}, 8},
+		{[]string{"registry", "notifications", "1"}, 5},
+		{[]string{"registry", "notifications", "0", "timeout"}, 0},
+		{[]string{"registry", "notifications", "2"}, 0},
+		{[]string{"registry", "notifications", "-1"}, 0},
+		{[]string{"registry", "notifications", "+1"}, 0},
+	} {
+		if got := l.Line(tc.path...); got != tc.line || l.IsSet(tc.path...) != (tc.line > 0) {
+			t.Errorf("Line(%v) = %d, IsSet %v; want %d", tc.path, got, l.IsSet(tc.path...), tc.line)
+		}
+	}
+	// An array of inline tables.
+	l, err = Parse("/s/regctl.toml", []byte("[registry]\ncleanup_policies = [\n  { name = \"a\", repositories = [\"x\"] },\n"+
+		"  { name = \"b\", repositories = [\"y\"], enabled = false },\n]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.IsSet("registry", "cleanup_policies", "1", "enabled") || l.IsSet("registry", "cleanup_policies", "0", "enabled") {
+		t.Error("IsSet does not reach into an array of inline tables")
+	}
+}

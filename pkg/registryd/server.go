@@ -361,6 +361,40 @@ func parseRoute(path string) (route, bool) {
 	return r, true
 }
 
+// routeMethods are the methods each route answers, as dispatch serves
+// them, in the order the Allow header of a 405 lists them.
+// (TestRouteMethodsMatchDispatch holds the two to the same answers.)
+var routeMethods = map[routeKind][]string{
+	routeBase:      {http.MethodGet, http.MethodHead},
+	routeCatalog:   {http.MethodGet},
+	routeTags:      {http.MethodGet},
+	routeManifest:  {http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete},
+	routeBlob:      {http.MethodGet, http.MethodHead, http.MethodDelete},
+	routeUploads:   {http.MethodPost},
+	routeUpload:    {http.MethodGet, http.MethodPatch, http.MethodPut, http.MethodDelete},
+	routeReferrers: {http.MethodGet},
+}
+
+// allow is the Allow header RFC 9110 requires on a 405: the methods the
+// route answers at the moment, so without writes while the registry
+// refuses them (refusesWrites) and without the manifest and blob DELETE
+// while deletes are disabled (an upload's DELETE is a cancel, which
+// storage.delete.enabled does not govern). It may be empty (POST on
+// uploads while read-only): net/http still sends the header, "Allow: ",
+// over HTTP/1.1 and HTTP/2 (TestAllowEmptyIsSent), which RFC 9110 reads
+// as "no method is allowed now".
+func (s *Server) allow(kind routeKind, refusesWrites bool) string {
+	var allowed []string
+	for _, m := range routeMethods[kind] {
+		if refusesWrites && isWrite(m) ||
+			m == http.MethodDelete && !s.opts.DeleteEnabled && (kind == routeManifest || kind == routeBlob) {
+			continue
+		}
+		allowed = append(allowed, m)
+	}
+	return strings.Join(allowed, ", ")
+}
+
 // writeMethods are refused in read-only mode.
 func isWrite(method string) bool {
 	switch method {
@@ -416,12 +450,17 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, info *requestInfo
 	if isWrite(r.Method) {
 		done, refused := s.admitWrite()
 		if refused != nil {
+			h.Set("Allow", s.allow(rt.kind, true))
 			s.writeError(w, r, refused)
 			return
 		}
 		defer done()
 	}
 	if err := s.dispatch(w, r, rt); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == http.StatusMethodNotAllowed {
+			h.Set("Allow", s.allow(rt.kind, s.RefusesWrites()))
+		}
 		s.writeError(w, r, err)
 	}
 }
