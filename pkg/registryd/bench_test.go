@@ -211,3 +211,47 @@ func BenchmarkManifestGetMetrics(b *testing.B) {
 	benchImage(b, s, "bench/image")
 	benchTagGets(b, s)
 }
+
+// BenchmarkReferrersGet lists four referrers of an image: pushed through
+// regctl (its own index), or only in the referrers tag schema's fallback
+// index, as Distribution's clients leave them.
+func BenchmarkReferrersGet(b *testing.B) {
+	for _, where := range []string{"own-index", "fallback-tag"} {
+		b.Run(where, func(b *testing.B) {
+			s := benchServer(b)
+			subject := benchImage(b, s, "bench/image")
+			var descs []ocispec.Descriptor
+			for i := range 4 {
+				m := ocispec.Manifest{
+					Versioned:    specs.Versioned{SchemaVersion: 2},
+					MediaType:    ocispec.MediaTypeImageManifest,
+					ArtifactType: "application/x.sig",
+					Config:       ocispec.DescriptorEmptyJSON,
+					Layers:       []ocispec.Descriptor{ocispec.DescriptorEmptyJSON},
+					Subject:      &ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: subject, Size: 1},
+					Annotations:  map[string]string{"n": strconv.Itoa(i)},
+				}
+				body, _ := json.Marshal(m)
+				d := digest.FromBytes(body)
+				benchDo(b, s, http.MethodPost, "/v2/bench/image/blobs/uploads/?digest="+ocispec.DescriptorEmptyJSON.Digest.String(), ocispec.DescriptorEmptyJSON.Data, http.StatusCreated)
+				benchDo(b, s, http.MethodPut, "/v2/bench/image/manifests/"+d.String(), body, http.StatusCreated, "Content-Type", ocispec.MediaTypeImageManifest)
+				descs = append(descs, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: d, Size: int64(len(body)), ArtifactType: m.ArtifactType})
+			}
+			if where == "fallback-tag" {
+				if err := s.driver.Delete(b.Context(), storage.RegctlDir("bench/image")); err != nil {
+					b.Fatal(err)
+				}
+				body, _ := json.Marshal(referrersIndex(descs))
+				benchDo(b, s, http.MethodPut, "/v2/bench/image/manifests/"+fallbackTag(subject), body, http.StatusCreated, "Content-Type", ocispec.MediaTypeImageIndex)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				w := benchDo(b, s, http.MethodGet, "/v2/bench/image/referrers/"+subject.String(), nil, http.StatusOK)
+				if !bytes.Contains(w.Body.Bytes(), []byte(descs[3].Digest)) {
+					b.Fatalf("referrers: %s", w.Body.Bytes())
+				}
+			}
+		})
+	}
+}

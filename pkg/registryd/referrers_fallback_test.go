@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -363,4 +365,89 @@ func TestBackfillFallbackTags(t *testing.T) {
 			t.Errorf("%s: tag moved on the second pass", p.repo)
 		}
 	}
+}
+
+// opsDriver counts every storage operation a request makes, listings
+// included, and the paths its listings cover.
+type opsDriver struct {
+	countingDriver
+	ops    atomic.Int64
+	listed sync.Map // path -> true
+}
+
+func (o *opsDriver) GetContent(ctx context.Context, p string) ([]byte, error) {
+	o.ops.Add(1)
+	return o.countingDriver.GetContent(ctx, p)
+}
+
+func (o *opsDriver) Stat(ctx context.Context, p string) (storage.FileInfo, error) {
+	o.ops.Add(1)
+	return o.countingDriver.Stat(ctx, p)
+}
+
+func (o *opsDriver) List(ctx context.Context, p string) ([]string, error) {
+	o.ops.Add(1)
+	o.listed.Store(p, true)
+	return o.Driver.List(ctx, p)
+}
+
+func (o *opsDriver) Walk(ctx context.Context, p string, fn func(storage.FileInfo) error) error {
+	o.ops.Add(1)
+	o.listed.Store(p, true)
+	return o.Driver.Walk(ctx, p, fn)
+}
+
+// TestReferrersCostPerRequest: listing a subject's referrers reads its
+// own folder of regctl's index, its fallback tag and its candidates, and
+// nothing that grows with the repository: the same number of storage
+// operations before and after the repository gains 30 more images and
+// the referrers of 10 other subjects.
+func TestReferrersCostPerRequest(t *testing.T) {
+	e := newMfEnvDefault(t)
+	repo := "big/app"
+	subject := e.subjectOf(repo, "v1")
+	old := e.referrer(repo, "old", sigType, subject)
+	e.putRevision(repo, old)
+	e.mustPush(repo, fallbackTag(subject.Digest), ocispec.MediaTypeImageIndex, fallbackIndexOf(t, old))
+	own := e.referrer(repo, "own", sbomType, subject)
+	e.mustPush(repo, digest.FromBytes(own).String(), ocispec.MediaTypeImageManifest, own)
+
+	drv := &opsDriver{countingDriver: countingDriver{Driver: e.fs}}
+	srv := httptest.NewServer(New(Options{Driver: drv}))
+	defer srv.Close()
+	cost := func() int64 {
+		t.Helper()
+		before := drv.ops.Load()
+		res, err := http.Get(srv.URL + "/v2/" + repo + "/referrers/" + subject.Digest.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ix ocispec.Index
+		err = json.NewDecoder(res.Body).Decode(&ix)
+		res.Body.Close()
+		if err != nil || len(ix.Manifests) != 2 {
+			t.Fatalf("referrers: %v %+v", err, ix.Manifests)
+		}
+		return drv.ops.Load() - before
+	}
+	small := cost()
+
+	for i := range 30 {
+		e.subjectOf(repo, "other"+strconv.Itoa(i))
+	}
+	for i := range 10 {
+		s := e.subjectOf(repo, "signed"+strconv.Itoa(i))
+		r := e.referrer(repo, "sig"+strconv.Itoa(i), sigType, s)
+		e.mustPush(repo, digest.FromBytes(r).String(), ocispec.MediaTypeImageManifest, r)
+	}
+	if large := cost(); large != small {
+		t.Errorf("a referrers request made %d storage operations, then %d in a larger repository", small, large)
+	}
+	drv.listed.Range(func(k, _ any) bool {
+		if k.(string) != storage.ReferrersDir(repo, subject.Digest) {
+			t.Errorf("a referrers request listed %s", k)
+		}
+		return true
+	})
+	t.Logf("storage operations per referrers request: %d", small)
 }
