@@ -32,6 +32,9 @@ type serveCfg struct {
 	Level    string // default warn
 	ReadOnly bool
 	Drain    string // http.draintimeout, "" for the default
+	// FallbackTags is regctl.referrers.fallbacktags, the rendering of
+	// [registry.referrers] fallback_tags.
+	FallbackTags bool
 }
 
 func (c serveCfg) yaml() string {
@@ -45,6 +48,9 @@ func (c serveCfg) yaml() string {
 	fmt.Fprintf(&b, "http:\n  addr: %s\n", c.Addr)
 	if c.Drain != "" {
 		fmt.Fprintf(&b, "  draintimeout: %s\n", c.Drain)
+	}
+	if c.FallbackTags {
+		b.WriteString("regctl:\n  referrers:\n    fallbacktags: true\n")
 	}
 	return b.String()
 }

@@ -15,6 +15,10 @@ GO_TOOLS=(
 	"registry=github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
 	"versitygw=github.com/versity/versitygw/cmd/versitygw@v1.8.0"
 	"conformance=github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111"
+	# Referrers clients (OCI 1.1 and the referrers tag schema); cosign takes
+	# about 9 minutes to build.
+	"oras=oras.land/oras/cmd/oras@v1.3.6"
+	"cosign=github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5"
 )
 
 # System tools from Debian: one line each, "<binary name>=<apt package>".
