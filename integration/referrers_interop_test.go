@@ -333,6 +333,18 @@ func TestReferrersFallbackTagsForDistribution(t *testing.T) {
 				// The caveat: without the setting Distribution's clients
 				// do not see referrers pushed through regctl's API.
 				wantReferrers(t, "Distribution without fallback tags", got, nil)
+
+				// Turned on later, regctl's start brings the fallback
+				// tags of the referrers pushed before up to date.
+				root.cfg.FallbackTags = true
+				regctlAddr := root.regctl()
+				fallback := "sha256-" + subject.Hex
+				waitFor(t, 30*time.Second, "regctl to write the fallback tag "+fallback, func() bool {
+					tags, err := remote.List(mustRef(t, regctlAddr+"/sig/app:v1").Context())
+					return err == nil && slices.Contains(tags, fallback)
+				})
+				addr = root.distribution()
+				wantReferrers(t, "Distribution after the backfill", oras.discover(addr+"/sig/app:v1"), both)
 				return
 			}
 			wantReferrers(t, "Distribution", got, both)
