@@ -45,11 +45,12 @@ func newCleanupCmd(root *rootOpts) *cobra.Command {
 		Use:   "registry-cleanup [CONFIG]",
 		Short: "Delete tags as the settings' cleanup policies say (GitLab's algorithm)",
 		Long: `registry-cleanup applies the [[registry.cleanup_policies]] of the settings
-file, GitLab's tag cleanup policies, exactly as GitLab runs them. Each
+file, GitLab's tag cleanup policies, as GitLab runs them. Each
 repository takes the first policy whose glob matches it; disabled policies
 run only when named with --policy. For each repository:
 
-  1. all tags, less latest;
+  1. all tags, less latest and less the referrers tags (sha256-<hex>, an
+     image's list of signatures and SBOMs), which GitLab would delete;
   2. those matching \A(?:name_regex)\z and not \A(?:name_regex_keep)\z
      (an unset name_regex matches nothing, so nothing is deleted);
   3. sorted by the image config's "created", newest first (no date counts
@@ -405,7 +406,7 @@ func keptSummary(plan *cleanup.Plan) string {
 	counts := plan.Count()
 	var parts []string
 	total := 0
-	for _, r := range []cleanup.Reason{cleanup.ReasonLatest, cleanup.ReasonNoMatch, cleanup.ReasonKeepRegex,
+	for _, r := range []cleanup.Reason{cleanup.ReasonLatest, cleanup.ReasonReferrers, cleanup.ReasonNoMatch, cleanup.ReasonKeepRegex,
 		cleanup.ReasonKeepN, cleanup.ReasonTooYoung, cleanup.ReasonNoDate} {
 		if n := counts[r]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", r, n))

@@ -2,6 +2,7 @@ package cleanup
 
 import (
 	"cmp"
+	"regexp"
 	"slices"
 	"time"
 )
@@ -25,6 +26,7 @@ type Reason string
 // The reasons, one per step of the algorithm that can decide a tag.
 const (
 	ReasonLatest    Reason = "latest"             // step 1: latest is never deleted
+	ReasonReferrers Reason = "referrers tag"      // step 1: a subject's list of signatures and SBOMs
 	ReasonNoMatch   Reason = "no match"           // step 2: name_regex does not match
 	ReasonKeepRegex Reason = "keep regex"         // step 2: name_regex_keep matches
 	ReasonKeepN     Reason = "among the newest N" // step 3: one of the first keep_n
@@ -79,7 +81,8 @@ func (p *Plan) Count() map[Reason]int {
 // Evaluate is GitLab's cleanup of one repository's tags under pol at
 // now, step by step:
 //
-//  1. all tags, less latest;
+//  1. all tags, less latest (and, regctl's one difference, less the
+//     referrers tags: see IsReferrersTag);
 //  2. those matching \A(?:name_regex)\z and not \A(?:name_regex_keep)\z;
 //  3. sorted by date, newest first (no date counts as now; equal dates by
 //     name), less the first keep_n;
@@ -90,11 +93,14 @@ func Evaluate(tags []Tag, pol *Policy, now time.Time) *Plan {
 	reason := make(map[string]Reason, len(tags))
 	var cur []Tag
 	for _, t := range tags {
-		if t.Name == "latest" {
+		switch {
+		case t.Name == "latest":
 			reason[t.Name] = ReasonLatest
-			continue
+		case IsReferrersTag(t.Name):
+			reason[t.Name] = ReasonReferrers
+		default:
+			cur = append(cur, t)
 		}
-		cur = append(cur, t)
 	}
 	p := &Plan{}
 	record := func(name string) {
@@ -105,7 +111,11 @@ func Evaluate(tags []Tag, pol *Policy, now time.Time) *Plan {
 		p.Steps = append(p.Steps, s)
 	}
 	slices.SortFunc(cur, func(a, b Tag) int { return cmp.Compare(a.Name, b.Name) })
-	record("all tags, less latest")
+	if slices.ContainsFunc(tags, func(t Tag) bool { return reason[t.Name] == ReasonReferrers }) {
+		record("all tags, less latest and referrers tags")
+	} else {
+		record("all tags, less latest")
+	}
 
 	cur = slices.DeleteFunc(cur, func(t Tag) bool {
 		switch {
@@ -162,3 +172,16 @@ func Evaluate(tags []Tag, pol *Policy, now time.Time) *Plan {
 	slices.SortFunc(p.Decisions, func(a, b Decision) int { return cmp.Compare(a.Name, b.Name) })
 	return p
 }
+
+// referrersTag is the referrers tag schema's tag of a sha256 or sha512
+// subject: the algorithm, "-", and the first 64 hex digits.
+var referrersTag = regexp.MustCompile(`^sha(256|512)-[0-9a-f]{64}$`)
+
+// IsReferrersTag tells the tags that the referrers tag schema gives an
+// image's list of signatures, SBOMs and attestations (cosign and oras
+// keep them so on registries without the referrers API, and regctl with
+// [registry.referrers] fallback_tags). Such a tag is no image of its own:
+// deleting it would hide an image's signatures from Distribution's
+// clients, and from regctl's referrers API those pushed through
+// Distribution. So cleanup never deletes one; GitLab's algorithm would.
+func IsReferrersTag(tag string) bool { return referrersTag.MatchString(tag) }

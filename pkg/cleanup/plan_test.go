@@ -69,6 +69,16 @@ func TestEvaluate(t *testing.T) {
 			want:   map[string]Reason{"latest": ReasonLatest, "lately": ReasonDeleted},
 		},
 		{
+			// regctl's one difference: a referrers tag lists an image's
+			// signatures; it neither goes nor takes a keep_n place.
+			name:   "referrers tags are never deleted nor counted",
+			policy: reconfigure.CleanupPolicy{NameRegex: ".*", KeepN: 1},
+			tags: tags("sha256-"+strings.Repeat("a", 64)+":400", "sha512-"+strings.Repeat("b", 64)+":-",
+				"sha256-"+strings.Repeat("c", 64)+".sig:300", "sha256-abc:200", "v1:100", "v2:50"),
+			want: map[string]Reason{"sha256-" + strings.Repeat("a", 64): ReasonReferrers, "sha512-" + strings.Repeat("b", 64): ReasonReferrers,
+				"sha256-" + strings.Repeat("c", 64) + ".sig": ReasonDeleted, "sha256-abc": ReasonDeleted, "v1": ReasonDeleted, "v2": ReasonKeepN},
+		},
+		{
 			name:   "an unset name_regex deletes nothing",
 			policy: reconfigure.CleanupPolicy{},
 			tags:   tags("v1:400", "v2:-", "main:1", "latest:400"),

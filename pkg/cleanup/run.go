@@ -343,7 +343,7 @@ func isManifestUnknown(err error) bool {
 
 // candidate tells whether a tag passes steps 1 and 2.
 func (p *Policy) candidate(tag string) bool {
-	return tag != "latest" && p.del.MatchString(tag) && !p.keep.MatchString(tag)
+	return tag != "latest" && !IsReferrersTag(tag) && p.del.MatchString(tag) && !p.keep.MatchString(tag)
 }
 
 // dater finds manifests' dates, each once.
