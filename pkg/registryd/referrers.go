@@ -155,11 +155,14 @@ func (s *Server) indexedReferrers(ctx context.Context, name string, subject dige
 			return nil
 		}
 		d, err := s.readLink(ctx, fi.Path)
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil // corrupt, and already logged
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return nil // gone since the listing, or corrupt and logged
+		case err != nil:
+			return err
 		}
 		ds = append(ds, d)
-		return err
+		return nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
