@@ -23,8 +23,8 @@ type Cluster struct {
 func redisSchema() *node {
 	n := table(map[string]*node{
 		"addrs": leaf(kStringList), "clientname": leaf(kString), "db": leaf(kInt), "protocol": leaf(kInt),
-		"username": leaf(kString), "password": leaf(kString),
-		"sentinelusername": leaf(kString), "sentinelpassword": leaf(kString), "mastername": leaf(kString),
+		"username": leaf(kString), "password": secret(leaf(kString)),
+		"sentinelusername": leaf(kString), "sentinelpassword": secret(leaf(kString)), "mastername": leaf(kString),
 		"maxretries": leaf(kInt), "minretrybackoff": leaf(kDuration), "maxretrybackoff": leaf(kDuration),
 		"dialtimeout": leaf(kDuration), "readtimeout": leaf(kDuration), "writetimeout": leaf(kDuration),
 		"contexttimeoutenabled": leaf(kBool), "poolfifo": leaf(kBool), "poolsize": leaf(kInt),
@@ -33,6 +33,7 @@ func redisSchema() *node {
 		"maxredirects": leaf(kInt), "readonly": leaf(kBool), "routebylatency": leaf(kBool),
 		"routerandomly": leaf(kBool), "disableidentity": leaf(kBool), "identitysuffix": leaf(kString),
 		"unstableresp3": leaf(kBool),
+		// Paths of files, not their content.
 		"tls": table(map[string]*node{
 			"certificate": leaf(kString), "key": leaf(kString), "rootcas": leaf(kStringList),
 		}),

@@ -114,7 +114,7 @@ func Parse(path string, src []byte) (*Loaded, error) {
 	l.raw = raw
 
 	// 2. Shape: unknown keys and wrong types, all of them.
-	settingsSchema().check(raw, nil, func(p []string, msg string) {
+	schema().check(raw, nil, func(p []string, msg string) {
 		ps.add(append([]string(nil), p...), "%s", msg)
 	})
 	if ps.count > 0 {

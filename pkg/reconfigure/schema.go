@@ -2,10 +2,13 @@ package reconfigure
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"regctl/internal/suggest"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -37,10 +40,19 @@ type node struct {
 	elem   *node
 	// hint explains an unknown key better than a spelling suggestion can.
 	hint func(key string) string
+	// secret: the value, and everything under it, is never shown, neither
+	// in reconfigure's diffs nor in messages.
+	secret bool
 }
 
 func table(fields map[string]*node) *node { return &node{kind: kTable, fields: fields} }
 func leaf(k kind) *node                   { return &node{kind: k} }
+
+// secret marks n secret and returns it.
+func secret(n *node) *node {
+	n.secret = true
+	return n
+}
 
 // s3Schema lists the keys of Distribution's s3 driver plus GitLab's
 // additions (pathstyle, maxrequestspersecond) and regctl's checksum
@@ -48,7 +60,8 @@ func leaf(k kind) *node                   { return &node{kind: k} }
 // [registry.storage.s3] and [migration.s3].
 func s3Schema() *node {
 	return table(map[string]*node{
-		"accesskey": leaf(kString), "secretkey": leaf(kString), "sessiontoken": leaf(kString),
+		// The access key is an id, shown in logs and consoles: not secret.
+		"accesskey": leaf(kString), "secretkey": secret(leaf(kString)), "sessiontoken": secret(leaf(kString)),
 		"bucket": leaf(kString), "region": leaf(kString), "regionendpoint": leaf(kString),
 		"pathstyle": leaf(kBool), "forcepathstyle": leaf(kBool),
 		"secure": leaf(kBool), "skipverify": leaf(kBool), "v4auth": leaf(kBool),
@@ -70,7 +83,11 @@ var storageDrivers = []string{"filesystem", "s3", "inmemory", "azure", "gcs", "s
 
 // storageSchema is Distribution's storage section.
 func storageSchema() *node {
-	free := table(nil)
+	// Drivers regctl does not run are passed through unchecked, so their
+	// keys are unknown: all of their values are secret (an azure
+	// connectionstring holds the account key under a name no rule would
+	// guess).
+	free := secret(table(nil))
 	n := table(map[string]*node{
 		"filesystem": table(map[string]*node{"rootdirectory": leaf(kString), "maxthreads": leaf(kInt)}),
 		"s3":         s3Schema(),
@@ -100,8 +117,12 @@ func storageSchema() *node {
 	return n
 }
 
+// schema is the settings schema, built once.
+var schema = sync.OnceValue(settingsSchema)
+
 // settingsSchema derives the schema from the Settings struct's toml tags,
-// so the struct stays the single list of keys.
+// so the struct stays the single list of keys; a field tagged
+// secret:"true" is secret.
 func settingsSchema() *node {
 	root := schemaOf(reflect.TypeOf(Settings{}))
 	root.fields["registry"].fields["storage"] = storageSchema()
@@ -113,6 +134,37 @@ func settingsSchema() *node {
 	ep.fields["timeout"] = leaf(kDuration)
 	ep.fields["backoff"] = leaf(kDuration)
 	return root
+}
+
+// SecretKey is a settings key whose value is never shown: not in
+// reconfigure's diffs, not in messages.
+type SecretKey struct {
+	// Path names the key; "*" stands for any element of an array of tables.
+	Path []string
+	// Shape is what the key holds, as messages say it: "a string", or a
+	// table whose every value is secret ("a table of string arrays" for
+	// HTTP headers, "a table" for a driver's free-form parameters).
+	Shape string
+}
+
+// SecretKeys lists every key the schema marks secret.
+func SecretKeys() []SecretKey {
+	var out []SecretKey
+	var walk func(n *node, path []string)
+	walk = func(n *node, path []string) {
+		switch {
+		case n.secret:
+			out = append(out, SecretKey{Path: slices.Clone(path), Shape: n.kind.String()})
+		case n.kind == kTableList:
+			walk(n.elem, append(path, "*"))
+		case n.kind == kTable:
+			for _, k := range slices.Sorted(maps.Keys(n.fields)) {
+				walk(n.fields[k], append(path, k))
+			}
+		}
+	}
+	walk(schema(), nil)
+	return out
 }
 
 var (
@@ -155,6 +207,7 @@ func schemaOf(t reflect.Type) *node {
 				continue
 			}
 			n.fields[name] = schemaOf(f.Type)
+			n.fields[name].secret = f.Tag.Get("secret") == "true"
 		}
 		return n
 	}
