@@ -47,7 +47,8 @@ const minHeartbeat = 100 * time.Millisecond
 
 func validateCluster(ps *problems, r *Registry) {
 	if hb, err := time.ParseDuration(r.Cluster.Heartbeat); err == nil && hb < minHeartbeat {
-		ps.add([]string{"registry", "cluster", "heartbeat"}, "%q is too short: use at least %s (the default is 2s)", r.Cluster.Heartbeat, minHeartbeat)
+		at := []string{"registry", "cluster", "heartbeat"}
+		ps.add(at, "%s is too short: use at least %s (the default is 2s)", shown(at, r.Cluster.Heartbeat), minHeartbeat)
 	}
 	cache, _ := r.Storage["cache"].(map[string]any)
 	useRedis := cache != nil && cache["blobdescriptor"] == "redis"
@@ -58,7 +59,8 @@ func validateCluster(ps *problems, r *Registry) {
 	for i, a := range addrs {
 		s, _ := a.(string)
 		if _, _, err := net.SplitHostPort(s); err != nil {
-			ps.add([]string{"registry", "redis", "addrs"}, "addrs[%d] %q must be host:port", i, s)
+			at := []string{"registry", "redis", "addrs"}
+			ps.add(at, "addrs[%d] %s must be host:port", i, shown(at, s))
 		}
 	}
 	for _, k := range []string{"db", "poolsize", "minidleconns", "maxidleconns", "maxactiveconns", "maxretries", "maxredirects"} {
@@ -67,7 +69,8 @@ func validateCluster(ps *problems, r *Registry) {
 		}
 	}
 	if p, ok := r.Redis["protocol"].(int64); ok && p != 2 && p != 3 {
-		ps.add([]string{"registry", "redis", "protocol"}, "must be 2 or 3, not %d", p)
+		at := []string{"registry", "redis", "protocol"}
+		ps.add(at, "must be 2 or 3, not %s", shown(at, p))
 	}
 	if tls, ok := r.Redis["tls"].(map[string]any); ok {
 		_, cert := tls["certificate"]

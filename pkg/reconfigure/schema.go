@@ -167,6 +167,27 @@ func SecretKeys() []SecretKey {
 	return out
 }
 
+// secretAt reports whether the key at path is secret or lies in a table
+// that is. Array indexes may be left out of path: TOML's syntax errors
+// name keys without them.
+func (n *node) secretAt(path []string) bool {
+	for _, seg := range path {
+		if n.secret {
+			return true
+		}
+		if n.kind == kTableList {
+			n = n.elem
+			if isIndex(seg) {
+				continue
+			}
+		}
+		if n = n.fields[seg]; n == nil {
+			return false
+		}
+	}
+	return n.secret
+}
+
 var (
 	durationType = reflect.TypeOf(time.Duration(0))
 	headersType  = reflect.TypeOf(map[string][]string{})
@@ -220,52 +241,53 @@ func (n *node) check(v any, path []string, report func(path []string, msg string
 	switch n.kind {
 	case kString:
 		if _, ok := v.(string); !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 		}
 	case kBool:
 		if _, ok := v.(bool); !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 		}
 	case kInt:
 		if _, ok := v.(int64); !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 		}
 	case kFloat:
 		switch v.(type) {
 		case int64, float64:
 		default:
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 		}
 	case kPort:
 		switch v.(type) {
 		case int64, string:
 		default:
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 		}
 	case kDuration:
 		s, ok := v.(string)
 		if !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 			return
 		}
 		if d, err := time.ParseDuration(s); err != nil || d < 0 {
-			report(path, fmt.Sprintf("%q is not a duration: use a number with a unit, such as \"500ms\", \"1s\" or \"24h\"", s))
+			report(path, fmt.Sprintf("%s is not a duration: use a number with a unit, such as \"500ms\", \"1s\" or \"24h\"", shown(path, s)))
 		}
 	case kStringList:
 		list, ok := v.([]any)
 		if !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 			return
 		}
 		for i, e := range list {
 			if _, ok := e.(string); !ok {
-				report(append(path, fmt.Sprint(i)), wrongType(kString, e))
+				at := append(path, fmt.Sprint(i))
+				report(at, wrongType(at, kString, e))
 			}
 		}
 	case kHeaders:
 		m, ok := v.(map[string]any)
 		if !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 			return
 		}
 		for _, k := range sortedKeys(m) {
@@ -274,7 +296,7 @@ func (n *node) check(v any, path []string, report func(path []string, msg string
 	case kTable:
 		m, ok := v.(map[string]any)
 		if !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 			return
 		}
 		if n.fields == nil {
@@ -298,7 +320,7 @@ func (n *node) check(v any, path []string, report func(path []string, msg string
 	case kTableList:
 		list, ok := asTableList(v)
 		if !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 			return
 		}
 		for i, e := range list {
@@ -322,28 +344,36 @@ func asTableList(v any) ([]any, bool) {
 	return nil, false
 }
 
-func wrongType(want kind, got any) string {
-	return fmt.Sprintf("must be %s, not %s", want, tomlTypeName(got))
+func wrongType(path []string, want kind, got any) string {
+	return fmt.Sprintf("must be %s, not %s", want, tomlTypeName(path, got))
 }
 
-func tomlTypeName(v any) string {
-	switch x := v.(type) {
+// tomlTypeName names the value of the key at path by its type and value
+// ("the integer 5"), or by its type only ("an integer") when it is secret.
+func tomlTypeName(path []string, v any) string {
+	var article, name string
+	switch v.(type) {
 	case string:
-		return fmt.Sprintf("the string %q", x)
+		article, name = "a", "string"
 	case bool:
-		return fmt.Sprintf("the boolean %v", x)
+		article, name = "a", "boolean"
 	case int64:
-		return fmt.Sprintf("the integer %d", x)
+		article, name = "an", "integer"
 	case float64:
-		return fmt.Sprintf("the number %v", x)
+		article, name = "a", "number"
 	case map[string]any:
 		return "a table"
 	case []map[string]any, []any:
 		return "an array"
 	case time.Time:
 		return "a date"
+	default:
+		return fmt.Sprintf("a %T", v)
 	}
-	return fmt.Sprintf("a %T", v)
+	if schema().secretAt(path) {
+		return article + " " + name
+	}
+	return "the " + name + " " + shown(path, v)
 }
 
 func unknownKey(k string, known map[string]*node) string {
