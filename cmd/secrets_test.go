@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 	"unicode"
 
+	"regctl/pkg/certs"
 	"regctl/pkg/reconfigure"
 )
 
@@ -126,4 +129,115 @@ url = "ftp://TOKEN4@gitlab.example.com/hook?key=TOKEN5"
 		settings+`:6: gitlab_rails.registry_host: "user:xxxxx@registry.example.com" must be a host name only`,
 		settings+`:9: registry.notifications[0].url: "ftp://xxxxx@gitlab.example.com/hook?key=xxxxx" must start with http://`)
 	mustNotContain(t, "stderr", r.stderr, "PASSWORD", "WORD2", "TOKEN")
+}
+
+// testPairs are two token-signing pairs for the internal_key case.
+var testPairs = sync.OnceValues(func() ([2][2]string, error) {
+	var out [2][2]string
+	for i := range out {
+		key, cert, err := certs.GenerateKeyPairBits(2048, time.Now())
+		if err != nil {
+			return out, err
+		}
+		out[i] = [2]string{string(key), string(cert)}
+	}
+	return out, nil
+})
+
+// secretChange is one secret setting changed from old to new.
+type secretChange struct {
+	name     string
+	settings func(version int) string // version 0 is old, 1 is new
+	parts    [2][]string              // what of each version must never be shown
+}
+
+// secretChanges are a change of every key the schema marks secret, to a
+// one-line and to a multi-line value (which YAML renders as a block
+// scalar), and a change of the password in a notification URL.
+func secretChanges(t *testing.T) []secretChange {
+	var out []secretChange
+	for _, k := range reconfigure.SecretKeys() {
+		key := keyName(k)
+		if key == "registry.internal_key" {
+			pairs, err := testPairs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := secretChange{name: key, settings: func(v int) string {
+				s, _ := secretSettings(t, k, strconv.Quote(pairs[v][0]), "internal_certificate = "+strconv.Quote(pairs[v][1])+"\n")
+				return s
+			}}
+			for v := range pairs {
+				c.parts[v] = strings.Split(pairs[v][0], "\n")[1:4]
+			}
+			out = append(out, c)
+			continue
+		}
+		for _, lines := range []int{1, 2} {
+			c := secretChange{name: fmt.Sprintf("%s/%d lines", key, lines)}
+			for v, version := range []string{"Old", "New"} {
+				for l := range lines {
+					c.parts[v] = append(c.parts[v], fmt.Sprintf("S3cr3t%s%sLine%d", version, letters(key), l))
+				}
+			}
+			c.settings = func(v int) string {
+				s, _ := secretSettings(t, k, inShape(t, k, strconv.Quote(strings.Join(c.parts[v], "\n"))), "")
+				return s
+			}
+			out = append(out, c)
+		}
+	}
+	hook := secretChange{name: "notification URL userinfo", parts: [2][]string{{"PaSsWoRdOld"}, {"PaSsWoRdNew"}}}
+	hook.settings = func(v int) string {
+		return fmt.Sprintf("data_dir = \"data\"\n[[registry.notifications]]\nname = \"hook\"\nurl = \"https://user:%s@gitlab.example.com/hook\"\n", hook.parts[v][0])
+	}
+	return append(out, hook)
+}
+
+// A changed secret never shows in reconfigure --dry-run, text or JSON,
+// neither its old value nor its new one; the files written keep the real
+// values.
+func TestReconfigureDryRunHidesEverySecret(t *testing.T) {
+	t.Parallel()
+	for _, c := range secretChanges(t) {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir, settings := withSecrets(t, c.settings(0))
+			mustCode(t, 0, "reconfigure", "--settings", settings)
+			// Keys that reach no file (migration.s3) have nothing to hide,
+			// but are checked all the same.
+			rendered := filesContain(t, dir, c.parts[0])
+			writeFile(t, settings, c.settings(1), 0o644)
+
+			for _, output := range []string{"text", "json"} {
+				r := mustCode(t, 0, "reconfigure", "--dry-run", "--settings", settings, "-o", output)
+				for v := range c.parts {
+					mustNotContain(t, output+" dry run", r.stdout+r.stderr, c.parts[v]...)
+				}
+				if rendered {
+					mustContain(t, output+" dry run", r.stdout, "updated")
+				}
+			}
+			mustCode(t, 0, "reconfigure", "--settings", settings)
+			if rendered && !filesContain(t, dir, c.parts[1]) {
+				t.Error("the files written do not hold the new value")
+			}
+		})
+	}
+}
+
+// filesContain reports whether the files reconfigure owns in dir hold
+// every one of parts.
+func filesContain(t *testing.T, dir string, parts []string) bool {
+	t.Helper()
+	var all strings.Builder
+	for _, p := range renderedFiles(dir) {
+		all.WriteString(readFile(t, p))
+	}
+	for _, p := range parts {
+		if !strings.Contains(all.String(), p) {
+			return false
+		}
+	}
+	return true
 }
