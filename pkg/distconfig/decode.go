@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"path/filepath"
+	"regctl/internal/redact"
 	suggestpkg "regctl/internal/suggest"
 	"slices"
 	"strconv"
@@ -279,14 +280,19 @@ func (d *decoder) stringList(dst *[]string) handler {
 }
 
 // headers reads a map of header name to values. Names are canonicalized
-// so that lookups through net/http find them.
-func (d *decoder) headers(dst *map[string][]string) handler {
+// so that lookups through net/http find them. Secret headers (those sent
+// to notification endpoints) are never quoted in messages.
+func (d *decoder) headers(dst *map[string][]string, secret bool) handler {
 	return func(n *node, path string) {
 		if n.kind == kindNull {
 			return
 		}
 		if n.kind != kindMap {
-			d.fail(n, path, "must be a map of header names to lists of values, not %s", n.describe())
+			shown := n.describe()
+			if secret {
+				shown = n.describeSecret()
+			}
+			d.fail(n, path, "must be a map of header names to lists of values, not %s", shown)
 			return
 		}
 		h := make(map[string][]string, len(n.entries))
@@ -493,11 +499,18 @@ func (d *decoder) storage(n *node, path string, s *Storage) {
 
 // driverParams reads a driver's parameter section.
 func (d *decoder) driverParams(n *node, path, driver string) map[string]any {
+	if n.kind != kindMap && n.kind != kindNull {
+		// A scalar here may be credentials (an azure connection string);
+		// only filesystem takes none, and there it is likely the root.
+		shown := n.describeSecret()
+		if driver == "filesystem" {
+			shown = n.describe()
+		}
+		d.fail(n, path, "must be a map of driver parameters, not %s", shown)
+		return map[string]any{}
+	}
 	if known, ok := driverParams[driver]; ok {
 		return d.typedMap(n, path, known, "a map of driver parameters")
-	}
-	if n.kind != kindMap && n.kind != kindNull {
-		d.fail(n, path, "must be a map of driver parameters, not %s", n.describe())
 	}
 	params, _ := toAny(n).(map[string]any)
 	if params == nil {
@@ -555,7 +568,7 @@ func (d *decoder) http(n *node, path string, h *HTTP) {
 		"net":          d.oneOf(&h.Net, "tcp", "unix"),
 		"secret":       d.str(&h.Secret),
 		"relativeurls": d.boolean(&h.RelativeURLs),
-		"headers":      d.headers(&h.Headers),
+		"headers":      d.headers(&h.Headers, false),
 		"draintimeout": d.duration(&h.DrainTimeout),
 		"tls": func(n *node, path string) {
 			d.mapping(n, path, fields{
@@ -642,7 +655,7 @@ func (d *decoder) endpoints(dst *[]Endpoint) handler {
 			d.mapping(it, p, fields{
 				"name":              d.str(&ep.Name),
 				"url":               d.str(&ep.URL),
-				"headers":           d.headers(&ep.Headers),
+				"headers":           d.headers(&ep.Headers, true),
 				"timeout":           d.duration(&ep.Timeout),
 				"threshold":         d.count(&ep.Threshold),
 				"maxretries":        d.count(&ep.MaxRetries),
@@ -666,7 +679,7 @@ func (d *decoder) endpoints(dst *[]Endpoint) handler {
 				at = e.val
 			}
 			if u, err := url.Parse(ep.URL); ep.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				d.fail(at, join(p, "url"), "must be an http:// or https:// URL, not %q", redactURL(ep.URL))
+				d.fail(at, join(p, "url"), "must be an http:// or https:// URL, not %q", redact.URL(ep.URL))
 				return
 			}
 			// The name keys the endpoint's queue folder and its counters.
@@ -750,12 +763,3 @@ func (d *decoder) auth(n *node, path string) map[string]any {
 // suggest returns the known key closest to an unknown one, if it is
 // close enough to be a typo.
 func suggest(key string, known []string) string { return suggestpkg.Nearest(key, known) }
-
-// redactURL hides credentials a URL may carry (user:password@) in messages.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
-}

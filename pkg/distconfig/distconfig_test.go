@@ -415,6 +415,50 @@ func TestParseInvalid(t *testing.T) {
 	}
 }
 
+// TestParseErrorsHideSecrets: an error names the key and line, never a
+// credential: not a URL's password or query, nor a scalar found where
+// driver parameters or notification headers belong.
+func TestParseErrorsHideSecrets(t *testing.T) {
+	endpoint := func(k, v string) string {
+		return minimal + "notifications:\n  endpoints:\n    - name: x\n      url: http://h/\n      " + k + ": " + v + "\n"
+	}
+	tests := []struct {
+		name, yaml, where string
+		secrets           []string
+	}{
+		{"url with password and query", minimal + "notifications:\n  endpoints:\n    - name: x\n      url: ftp://user:PASSWORD1@h/?token=TOKEN1\n",
+			"config.yml:10: notifications.endpoints[0].url: ", []string{"PASSWORD1", "TOKEN1"}},
+		{"url that does not parse", minimal + "notifications:\n  endpoints:\n    - name: x\n      url: \"http://user:PASS WORD2@h/\"\n",
+			"config.yml:10: notifications.endpoints[0].url: ", []string{"PASS WORD2", "WORD2"}},
+		{"azure parameters as a string", "version: 0.1\nstorage:\n  azure: \"AccountKey=SECRET3\"\n",
+			"config.yml:3: storage.azure: ", []string{"SECRET3"}},
+		{"s3 parameters as a string", "version: 0.1\nstorage:\n  s3: SECRET4\n",
+			"config.yml:3: storage.s3: ", []string{"SECRET4"}},
+		{"notification headers as a string", endpoint("headers", "Bearer SECRET5"),
+			"config.yml:11: notifications.endpoints[0].headers: ", []string{"SECRET5"}},
+		{"redis as a URL", minimal + "redis: \"redis://:SECRET6@host:6379\"\n",
+			"config.yml:7: redis: ", []string{"SECRET6"}},
+		{"unquoted password read as an alias", minimal + "redis:\n  password: *SECRET7\n",
+			"config.yml:8: invalid YAML: ", []string{"SECRET7"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse("config.yml", []byte(tt.yaml), nil, nil)
+			if err == nil {
+				t.Fatal("Parse succeeded")
+			}
+			if !strings.HasPrefix(err.Error(), tt.where) {
+				t.Errorf("error %q does not start with %q", err, tt.where)
+			}
+			for _, s := range tt.secrets {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error shows %q: %s", s, err)
+				}
+			}
+		})
+	}
+}
+
 // TestParseSyntaxErrors checks YAML errors come back as one line with the
 // line number goccy found.
 func TestParseSyntaxErrors(t *testing.T) {

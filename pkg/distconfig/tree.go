@@ -10,6 +10,8 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"regctl/internal/redact"
 )
 
 // The config is first turned into a small tree of its own (node) rather
@@ -77,8 +79,18 @@ func (n *node) clone() *node {
 	return &c
 }
 
-// describe names a value for error messages: the scalar itself, or its shape.
+// describe names a value for error messages: the scalar itself, with the
+// credentials of a URL hidden, or its shape.
 func (n *node) describe() string {
+	if n.kind == kindScalar {
+		return fmt.Sprintf("%q", redact.URL(n.text))
+	}
+	return n.describeSecret()
+}
+
+// describeSecret names a value that may be a credential (a scalar where
+// driver parameters or notification headers belong) by its shape only.
+func (n *node) describeSecret() string {
 	switch n.kind {
 	case kindMap:
 		return "a map"
@@ -87,7 +99,7 @@ func (n *node) describe() string {
 	case kindNull:
 		return "empty"
 	}
-	return fmt.Sprintf("%q", n.text)
+	return "a single value"
 }
 
 // scalarFromToken reads a plain scalar the way YAML 1.2 does (so "yes" is a
@@ -242,7 +254,8 @@ func (b *builder) build(n ast.Node) (*node, *syntaxError) {
 		}
 		v, ok := b.anchors[name]
 		if !ok {
-			return nil, &syntaxError{line: lineOf(n), msg: fmt.Sprintf("alias *%s names no anchor defined before it", name)}
+			// Not the name: an unquoted password may start with "*".
+			return nil, &syntaxError{line: lineOf(n), msg: "an alias names no anchor defined before it"}
 		}
 		c := v.clone()
 		c.line = lineOf(n)

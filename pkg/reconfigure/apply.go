@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/pmezard/go-difflib/difflib"
@@ -105,9 +104,8 @@ func Run(l *Loaded, opts Options) (*Result, error) {
 			res.DirsCreated = append(res.DirsCreated, d.Path)
 		}
 	}
-	redact := redactor(l, sec)
 	for _, f := range files {
-		fr, err := plan(f, opts.DryRun, redact)
+		fr, err := plan(f, opts.DryRun)
 		if err != nil {
 			return nil, err
 		}
@@ -167,7 +165,7 @@ func secretsFile(path string, sec *Secrets) (*File, error) {
 	return &File{Path: path, Content: content, Mode: 0o600, Secret: true, Role: "secrets"}, nil
 }
 
-func plan(f File, withDiff bool, redact func(string) string) (FileResult, error) {
+func plan(f File, withDiff bool) (FileResult, error) {
 	fr := FileResult{Path: f.Path, Role: f.Role, Mode: f.Mode}
 	old, err := os.ReadFile(f.Path)
 	switch {
@@ -189,13 +187,8 @@ func plan(f File, withDiff bool, redact func(string) string) (FileResult, error)
 		}
 	}
 	if withDiff && fr.Change != Unchanged && !bytes.Equal(old, f.Content) {
-		if f.Secret {
-			fr.Diff = fmt.Sprintf("(secret content of %s not shown)\n", f.Path)
-		} else {
-			fr.Diff = unifiedDiff(f.Path, redact(string(old)), redact(string(f.Content)), fr.Change == Created)
-			if fr.Diff == "" {
-				fr.Diff = "(only secret values change; not shown)\n"
-			}
+		if fr.Diff, err = redactedDiff(f, old, fr.Change == Created); err != nil {
+			return fr, err
 		}
 	}
 	return fr, nil
@@ -220,41 +213,6 @@ func splitLines(s string) []string {
 		return nil
 	}
 	return difflib.SplitLines(s)
-}
-
-// redactor hides secret values (http secret, S3 credentials) in diffs.
-func redactor(l *Loaded, sec *Secrets) func(string) string {
-	var values []string
-	add := func(v string) {
-		if len(v) >= 4 {
-			values = append(values, v, quote(v))
-		}
-	}
-	add(sec.Effective(&l.Settings.Registry).HTTPSecret)
-	add(sec.Registry.HTTPSecret)
-	add(l.Settings.Registry.NotificationSecret)
-	for _, st := range []map[string]any{l.Settings.Registry.Storage, {"s3": l.Settings.Migration.S3}} {
-		if s3, ok := st["s3"].(map[string]any); ok {
-			for _, k := range []string{"accesskey", "secretkey", "sessiontoken"} {
-				if v, ok := s3[k].(string); ok {
-					add(v)
-				}
-			}
-		}
-	}
-	for _, ep := range l.Settings.Registry.Notifications {
-		for _, vs := range ep.Headers {
-			for _, v := range vs {
-				add(v)
-			}
-		}
-	}
-	return func(s string) string {
-		for _, v := range values {
-			s = strings.ReplaceAll(s, v, "<redacted>")
-		}
-		return s
-	}
 }
 
 // lockSettings keeps two regctl runs from writing the same files at once.

@@ -23,8 +23,8 @@ type Cluster struct {
 func redisSchema() *node {
 	n := table(map[string]*node{
 		"addrs": leaf(kStringList), "clientname": leaf(kString), "db": leaf(kInt), "protocol": leaf(kInt),
-		"username": leaf(kString), "password": leaf(kString),
-		"sentinelusername": leaf(kString), "sentinelpassword": leaf(kString), "mastername": leaf(kString),
+		"username": leaf(kString), "password": secret(leaf(kString)),
+		"sentinelusername": leaf(kString), "sentinelpassword": secret(leaf(kString)), "mastername": leaf(kString),
 		"maxretries": leaf(kInt), "minretrybackoff": leaf(kDuration), "maxretrybackoff": leaf(kDuration),
 		"dialtimeout": leaf(kDuration), "readtimeout": leaf(kDuration), "writetimeout": leaf(kDuration),
 		"contexttimeoutenabled": leaf(kBool), "poolfifo": leaf(kBool), "poolsize": leaf(kInt),
@@ -33,6 +33,7 @@ func redisSchema() *node {
 		"maxredirects": leaf(kInt), "readonly": leaf(kBool), "routebylatency": leaf(kBool),
 		"routerandomly": leaf(kBool), "disableidentity": leaf(kBool), "identitysuffix": leaf(kString),
 		"unstableresp3": leaf(kBool),
+		// Paths of files, not their content.
 		"tls": table(map[string]*node{
 			"certificate": leaf(kString), "key": leaf(kString), "rootcas": leaf(kStringList),
 		}),
@@ -46,7 +47,8 @@ const minHeartbeat = 100 * time.Millisecond
 
 func validateCluster(ps *problems, r *Registry) {
 	if hb, err := time.ParseDuration(r.Cluster.Heartbeat); err == nil && hb < minHeartbeat {
-		ps.add([]string{"registry", "cluster", "heartbeat"}, "%q is too short: use at least %s (the default is 2s)", r.Cluster.Heartbeat, minHeartbeat)
+		at := []string{"registry", "cluster", "heartbeat"}
+		ps.add(at, "%s is too short: use at least %s (the default is 2s)", shown(at, r.Cluster.Heartbeat), minHeartbeat)
 	}
 	cache, _ := r.Storage["cache"].(map[string]any)
 	useRedis := cache != nil && cache["blobdescriptor"] == "redis"
@@ -57,7 +59,8 @@ func validateCluster(ps *problems, r *Registry) {
 	for i, a := range addrs {
 		s, _ := a.(string)
 		if _, _, err := net.SplitHostPort(s); err != nil {
-			ps.add([]string{"registry", "redis", "addrs"}, "addrs[%d] %q must be host:port", i, s)
+			at := []string{"registry", "redis", "addrs"}
+			ps.add(at, "addrs[%d] %s must be host:port", i, shown(at, s))
 		}
 	}
 	for _, k := range []string{"db", "poolsize", "minidleconns", "maxidleconns", "maxactiveconns", "maxretries", "maxredirects"} {
@@ -66,7 +69,8 @@ func validateCluster(ps *problems, r *Registry) {
 		}
 	}
 	if p, ok := r.Redis["protocol"].(int64); ok && p != 2 && p != 3 {
-		ps.add([]string{"registry", "redis", "protocol"}, "must be 2 or 3, not %d", p)
+		at := []string{"registry", "redis", "protocol"}
+		ps.add(at, "must be 2 or 3, not %s", shown(at, p))
 	}
 	if tls, ok := r.Redis["tls"].(map[string]any); ok {
 		_, cert := tls["certificate"]

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 
@@ -105,7 +106,12 @@ func Parse(path string, src []byte) (*Loaded, error) {
 	if _, err := toml.Decode(string(src), &raw); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			ps.addProblem(&Problem{File: path, Line: syntaxLine(src, pe.Position), Key: pe.LastKey, Message: "TOML syntax: " + pe.Message})
+			msg := pe.Message
+			if schema().secretAt(strings.Split(pe.LastKey, ".")) {
+				// The parser's message may quote part of the value.
+				msg = "the value of this secret key is not valid TOML (the parser's message is not shown: it may quote the value)"
+			}
+			ps.addProblem(&Problem{File: path, Line: syntaxLine(src, pe.Position), Key: pe.LastKey, Message: "TOML syntax: " + msg})
 		} else {
 			ps.addProblem(&Problem{File: path, Message: "TOML syntax: " + err.Error()})
 		}
@@ -114,7 +120,7 @@ func Parse(path string, src []byte) (*Loaded, error) {
 	l.raw = raw
 
 	// 2. Shape: unknown keys and wrong types, all of them.
-	settingsSchema().check(raw, nil, func(p []string, msg string) {
+	schema().check(raw, nil, func(p []string, msg string) {
 		ps.add(append([]string(nil), p...), "%s", msg)
 	})
 	if ps.count > 0 {

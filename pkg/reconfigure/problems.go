@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-multierror"
+
+	"regctl/internal/redact"
 )
 
 // Problem is one thing wrong with the settings, located by file, line and
@@ -111,6 +114,23 @@ func (ps *problems) err() error {
 		return strings.TrimSuffix(b.String(), "\n")
 	}
 	return &InvalidError{merr: ps.merr}
+}
+
+// redacted stands for a secret value in messages and diffs.
+const redacted = "<redacted>"
+
+// shown is how a message shows v, the value of the key at path: never the
+// value of a key the schema marks secret, a string quoted and with a URL's
+// credentials hidden, anything else as written. Every message that shows a
+// value goes through here.
+func shown(path []string, v any) string {
+	if schema().secretAt(path) {
+		return redacted
+	}
+	if s, ok := v.(string); ok {
+		return strconv.Quote(redact.URL(s))
+	}
+	return fmt.Sprint(v)
 }
 
 // keyString renders a key path as the user writes it:

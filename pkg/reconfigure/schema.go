@@ -2,10 +2,13 @@ package reconfigure
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"regctl/internal/suggest"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -37,10 +40,19 @@ type node struct {
 	elem   *node
 	// hint explains an unknown key better than a spelling suggestion can.
 	hint func(key string) string
+	// secret: the value, and everything under it, is never shown, neither
+	// in reconfigure's diffs nor in messages.
+	secret bool
 }
 
 func table(fields map[string]*node) *node { return &node{kind: kTable, fields: fields} }
 func leaf(k kind) *node                   { return &node{kind: k} }
+
+// secret marks n secret and returns it.
+func secret(n *node) *node {
+	n.secret = true
+	return n
+}
 
 // s3Schema lists the keys of Distribution's s3 driver plus GitLab's
 // additions (pathstyle, maxrequestspersecond) and regctl's checksum
@@ -48,7 +60,8 @@ func leaf(k kind) *node                   { return &node{kind: k} }
 // [registry.storage.s3] and [migration.s3].
 func s3Schema() *node {
 	return table(map[string]*node{
-		"accesskey": leaf(kString), "secretkey": leaf(kString), "sessiontoken": leaf(kString),
+		// The access key is an id, shown in logs and consoles: not secret.
+		"accesskey": leaf(kString), "secretkey": secret(leaf(kString)), "sessiontoken": secret(leaf(kString)),
 		"bucket": leaf(kString), "region": leaf(kString), "regionendpoint": leaf(kString),
 		"pathstyle": leaf(kBool), "forcepathstyle": leaf(kBool),
 		"secure": leaf(kBool), "skipverify": leaf(kBool), "v4auth": leaf(kBool),
@@ -70,7 +83,11 @@ var storageDrivers = []string{"filesystem", "s3", "inmemory", "azure", "gcs", "s
 
 // storageSchema is Distribution's storage section.
 func storageSchema() *node {
-	free := table(nil)
+	// Drivers regctl does not run are passed through unchecked, so their
+	// keys are unknown: all of their values are secret (an azure
+	// connectionstring holds the account key under a name no rule would
+	// guess).
+	free := secret(table(nil))
 	n := table(map[string]*node{
 		"filesystem": table(map[string]*node{"rootdirectory": leaf(kString), "maxthreads": leaf(kInt)}),
 		"s3":         s3Schema(),
@@ -100,8 +117,12 @@ func storageSchema() *node {
 	return n
 }
 
+// schema is the settings schema, built once.
+var schema = sync.OnceValue(settingsSchema)
+
 // settingsSchema derives the schema from the Settings struct's toml tags,
-// so the struct stays the single list of keys.
+// so the struct stays the single list of keys; a field tagged
+// secret:"true" is secret.
 func settingsSchema() *node {
 	root := schemaOf(reflect.TypeOf(Settings{}))
 	root.fields["registry"].fields["storage"] = storageSchema()
@@ -113,6 +134,58 @@ func settingsSchema() *node {
 	ep.fields["timeout"] = leaf(kDuration)
 	ep.fields["backoff"] = leaf(kDuration)
 	return root
+}
+
+// SecretKey is a settings key whose value is never shown: not in
+// reconfigure's diffs, not in messages.
+type SecretKey struct {
+	// Path names the key; "*" stands for any element of an array of tables.
+	Path []string
+	// Shape is what the key holds, as messages say it: "a string", or a
+	// table whose every value is secret ("a table of string arrays" for
+	// HTTP headers, "a table" for a driver's free-form parameters).
+	Shape string
+}
+
+// SecretKeys lists every key the schema marks secret.
+func SecretKeys() []SecretKey {
+	var out []SecretKey
+	var walk func(n *node, path []string)
+	walk = func(n *node, path []string) {
+		switch {
+		case n.secret:
+			out = append(out, SecretKey{Path: slices.Clone(path), Shape: n.kind.String()})
+		case n.kind == kTableList:
+			walk(n.elem, append(path, "*"))
+		case n.kind == kTable:
+			for _, k := range slices.Sorted(maps.Keys(n.fields)) {
+				walk(n.fields[k], append(path, k))
+			}
+		}
+	}
+	walk(schema(), nil)
+	return out
+}
+
+// secretAt reports whether the key at path is secret or lies in a table
+// that is. Array indexes may be left out of path: TOML's syntax errors
+// name keys without them.
+func (n *node) secretAt(path []string) bool {
+	for _, seg := range path {
+		if n.secret {
+			return true
+		}
+		if n.kind == kTableList {
+			n = n.elem
+			if isIndex(seg) {
+				continue
+			}
+		}
+		if n = n.fields[seg]; n == nil {
+			return false
+		}
+	}
+	return n.secret
 }
 
 var (
@@ -155,6 +228,7 @@ func schemaOf(t reflect.Type) *node {
 				continue
 			}
 			n.fields[name] = schemaOf(f.Type)
+			n.fields[name].secret = f.Tag.Get("secret") == "true"
 		}
 		return n
 	}
@@ -167,52 +241,53 @@ func (n *node) check(v any, path []string, report func(path []string, msg string
 	switch n.kind {
 	case kString:
 		if _, ok := v.(string); !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 		}
 	case kBool:
 		if _, ok := v.(bool); !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 		}
 	case kInt:
 		if _, ok := v.(int64); !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 		}
 	case kFloat:
 		switch v.(type) {
 		case int64, float64:
 		default:
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 		}
 	case kPort:
 		switch v.(type) {
 		case int64, string:
 		default:
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 		}
 	case kDuration:
 		s, ok := v.(string)
 		if !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 			return
 		}
 		if d, err := time.ParseDuration(s); err != nil || d < 0 {
-			report(path, fmt.Sprintf("%q is not a duration: use a number with a unit, such as \"500ms\", \"1s\" or \"24h\"", s))
+			report(path, fmt.Sprintf("%s is not a duration: use a number with a unit, such as \"500ms\", \"1s\" or \"24h\"", shown(path, s)))
 		}
 	case kStringList:
 		list, ok := v.([]any)
 		if !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 			return
 		}
 		for i, e := range list {
 			if _, ok := e.(string); !ok {
-				report(append(path, fmt.Sprint(i)), wrongType(kString, e))
+				at := append(path, fmt.Sprint(i))
+				report(at, wrongType(at, kString, e))
 			}
 		}
 	case kHeaders:
 		m, ok := v.(map[string]any)
 		if !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 			return
 		}
 		for _, k := range sortedKeys(m) {
@@ -221,7 +296,7 @@ func (n *node) check(v any, path []string, report func(path []string, msg string
 	case kTable:
 		m, ok := v.(map[string]any)
 		if !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 			return
 		}
 		if n.fields == nil {
@@ -245,7 +320,7 @@ func (n *node) check(v any, path []string, report func(path []string, msg string
 	case kTableList:
 		list, ok := asTableList(v)
 		if !ok {
-			report(path, wrongType(n.kind, v))
+			report(path, wrongType(path, n.kind, v))
 			return
 		}
 		for i, e := range list {
@@ -269,28 +344,36 @@ func asTableList(v any) ([]any, bool) {
 	return nil, false
 }
 
-func wrongType(want kind, got any) string {
-	return fmt.Sprintf("must be %s, not %s", want, tomlTypeName(got))
+func wrongType(path []string, want kind, got any) string {
+	return fmt.Sprintf("must be %s, not %s", want, tomlTypeName(path, got))
 }
 
-func tomlTypeName(v any) string {
-	switch x := v.(type) {
+// tomlTypeName names the value of the key at path by its type and value
+// ("the integer 5"), or by its type only ("an integer") when it is secret.
+func tomlTypeName(path []string, v any) string {
+	var article, name string
+	switch v.(type) {
 	case string:
-		return fmt.Sprintf("the string %q", x)
+		article, name = "a", "string"
 	case bool:
-		return fmt.Sprintf("the boolean %v", x)
+		article, name = "a", "boolean"
 	case int64:
-		return fmt.Sprintf("the integer %d", x)
+		article, name = "an", "integer"
 	case float64:
-		return fmt.Sprintf("the number %v", x)
+		article, name = "a", "number"
 	case map[string]any:
 		return "a table"
 	case []map[string]any, []any:
 		return "an array"
 	case time.Time:
 		return "a date"
+	default:
+		return fmt.Sprintf("a %T", v)
 	}
-	return fmt.Sprintf("a %T", v)
+	if schema().secretAt(path) {
+		return article + " " + name
+	}
+	return "the " + name + " " + shown(path, v)
 }
 
 func unknownKey(k string, known map[string]*node) string {

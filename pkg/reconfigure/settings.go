@@ -35,11 +35,12 @@ type Registry struct {
 	// RootCertBundle is where the token-signing certificate is written and
 	// what config.yml's auth.token.rootcertbundle names.
 	RootCertBundle string `toml:"rootcertbundle"`
-	// Secrets: when set here they win over regctl-secrets.json.
-	HTTPSecret          string `toml:"http_secret"`
-	InternalKey         string `toml:"internal_key"`
+	// Secrets: when set here they win over regctl-secrets.json. The
+	// certificate holds only the public key: not secret.
+	HTTPSecret          string `toml:"http_secret" secret:"true"`
+	InternalKey         string `toml:"internal_key" secret:"true"`
 	InternalCertificate string `toml:"internal_certificate"`
-	NotificationSecret  string `toml:"notification_secret"`
+	NotificationSecret  string `toml:"notification_secret" secret:"true"`
 	// The endpoints' queues on disk (regctl's own notifications.queue in
 	// config.yml): their folder, relative to this file's, and how many
 	// events each holds. Rendered only when set.
@@ -67,7 +68,8 @@ type Referrers struct {
 	FallbackTags bool `toml:"fallback_tags"`
 }
 
-// Notification is one [[registry.notifications]] endpoint.
+// Notification is one [[registry.notifications]] endpoint. Every header
+// value is secret: headers carry credentials (Authorization, X-Api-Key).
 type Notification struct {
 	Name              string              `toml:"name"`
 	URL               string              `toml:"url"`
@@ -76,7 +78,7 @@ type Notification struct {
 	Threshold         int                 `toml:"threshold"`
 	MaxRetries        int                 `toml:"maxretries"`
 	Backoff           string              `toml:"backoff"`
-	Headers           map[string][]string `toml:"headers"`
+	Headers           map[string][]string `toml:"headers" secret:"true"`
 	IgnoredMediaTypes []string            `toml:"ignoredmediatypes"`
 	Ignore            NotificationIgnore  `toml:"ignore"`
 }

@@ -2,6 +2,7 @@ package reconfigure
 
 import (
 	"crypto"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -50,7 +51,8 @@ func validate(l *Loaded, ps *problems) {
 
 	g := &s.GitlabRails
 	if strings.Contains(g.RegistryHost, "/") || strings.Contains(g.RegistryHost, ":") {
-		ps.add([]string{"gitlab_rails", "registry_host"}, "%q must be a host name only (no scheme, port or path); the port goes in registry_port", g.RegistryHost)
+		at := []string{"gitlab_rails", "registry_host"}
+		ps.add(at, "%s must be a host name only (no scheme, port or path); the port goes in registry_port", shown(at, g.RegistryHost))
 	}
 	if g.RegistryPort != "" {
 		checkPort(ps, string(g.RegistryPort), "gitlab_rails", "registry_port")
@@ -69,15 +71,19 @@ func validate(l *Loaded, ps *problems) {
 
 func checkURL(ps *problems, v string, path ...string) {
 	u, err := url.Parse(v)
+	var uerr *url.Error
 	switch {
+	case errors.As(err, &uerr):
+		// Not uerr itself: it quotes the whole URL.
+		ps.add(path, "%s is not a URL: %v", shown(path, v), uerr.Err)
 	case err != nil:
-		ps.add(path, "%q is not a URL: %v", v, err)
+		ps.add(path, "%s is not a URL", shown(path, v))
 	case u.Scheme != "http" && u.Scheme != "https":
-		ps.add(path, "%q must start with http:// or https://", v)
+		ps.add(path, "%s must start with http:// or https://", shown(path, v))
 	case u.Host == "" || u.Hostname() == "":
-		ps.add(path, "%q has no host", v)
+		ps.add(path, "%s has no host", shown(path, v))
 	case u.RawQuery != "" || u.Fragment != "":
-		ps.add(path, "%q must not have a query or fragment", v)
+		ps.add(path, "%s must not have a query or fragment", shown(path, v))
 	default:
 		if p := u.Port(); p != "" {
 			checkPort(ps, p, path...)
@@ -88,7 +94,7 @@ func checkURL(ps *problems, v string, path ...string) {
 func checkAddr(ps *problems, v string, path ...string) {
 	_, port, err := net.SplitHostPort(v)
 	if err != nil {
-		ps.add(path, "%q must be host:port, such as \"127.0.0.1:5000\"", v)
+		ps.add(path, "%s must be host:port, such as \"127.0.0.1:5000\"", shown(path, v))
 		return
 	}
 	checkPort(ps, port, path...)
@@ -97,7 +103,7 @@ func checkAddr(ps *problems, v string, path ...string) {
 func checkPort(ps *problems, v string, path ...string) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > 65535 {
-		ps.add(path, "port %q is out of range: use 1 to 65535", v)
+		ps.add(path, "port %s is out of range: use 1 to 65535", shown(path, v))
 	}
 }
 
@@ -107,7 +113,7 @@ func checkOneOf(ps *problems, v string, allowed []string, path ...string) {
 			return
 		}
 	}
-	ps.add(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	ps.add(path, "%s is not one of %s", shown(path, v), strings.Join(allowed, ", "))
 }
 
 // checkKeyPair accepts an internal key and certificate given in the
@@ -161,7 +167,8 @@ func validateStorage(ps *problems, st map[string]any, path []string) {
 	}
 	if c, ok := st["cache"].(map[string]any); ok {
 		if bd, ok := c["blobdescriptor"].(string); ok && bd != "inmemory" && bd != "redis" {
-			ps.add(append(path, "cache", "blobdescriptor"), "%q is not supported: use \"inmemory\" or \"redis\" (with [registry.redis])", bd)
+			at := append(path, "cache", "blobdescriptor")
+			ps.add(at, "%s is not supported: use \"inmemory\" or \"redis\" (with [registry.redis])", shown(at, bd))
 		}
 	}
 }
@@ -176,13 +183,13 @@ func validateS3(ps *problems, s3 map[string]any, path []string) {
 		}
 	}
 	if b, _ := s3["bucket"].(string); strings.Contains(b, "/") {
-		ps.add(at("bucket"), "%q must be a bucket name without folders: use rootdirectory for a prefix", b)
+		ps.add(at("bucket"), "%s must be a bucket name without folders: use rootdirectory for a prefix", shown(at("bucket"), b))
 	}
 	if ep, ok := s3["regionendpoint"].(string); ok && ep != "" {
 		checkURL(ps, ep, at("regionendpoint")...)
 	}
 	if cs, ok := s3["chunksize"].(int64); ok && cs < minS3ChunkSize {
-		ps.add(at("chunksize"), "%d is below S3's minimum part size of %d bytes (5 MiB)", cs, minS3ChunkSize)
+		ps.add(at("chunksize"), "%s is below S3's minimum part size of %d bytes (5 MiB)", shown(at("chunksize"), cs), minS3ChunkSize)
 	}
 	for _, k := range []string{"maxrequestspersecond", "multipartcopychunksize", "multipartcopymaxconcurrency", "multipartcopythresholdsize"} {
 		if n, ok := s3[k].(int64); ok && n < 0 {
@@ -198,7 +205,7 @@ func validateS3(ps *problems, s3 map[string]any, path []string) {
 	if cs, ok := s3["checksum"].(string); ok && cs != "when_required" && cs != "when_supported" {
 		// when_required is the default: several S3-compatible servers
 		// reject the CRC32 checksums the SDK otherwise adds.
-		ps.add(at("checksum"), "%q must be \"when_required\" (the default) or \"when_supported\"", cs)
+		ps.add(at("checksum"), "%s must be \"when_required\" (the default) or \"when_supported\"", shown(at("checksum"), cs))
 	}
 	ps1, has1 := s3["pathstyle"].(bool)
 	ps2, has2 := s3["forcepathstyle"].(bool)
@@ -218,7 +225,7 @@ func validateNotifications(ps *problems, r *Registry) {
 		if ep.Name == "" {
 			ps.add(at("name"), "is required: every endpoint needs a name")
 		} else if j, dup := seen[ep.Name]; dup {
-			ps.add(at("name"), "%q is also the name of endpoint %d", ep.Name, j)
+			ps.add(at("name"), "%s is also the name of endpoint %d", shown(at("name"), ep.Name), j)
 		}
 		seen[ep.Name] = i
 		if ep.URL == "" {
@@ -242,7 +249,7 @@ func validateCleanupPolicies(ps *problems, pols []CleanupPolicy) {
 		if p.Name == "" {
 			ps.add(at("name"), "is required: --policy and the output name policies by it")
 		} else if j, dup := seen[p.Name]; dup {
-			ps.add(at("name"), "%q is also the name of policy %d", p.Name, j)
+			ps.add(at("name"), "%s is also the name of policy %d", shown(at("name"), p.Name), j)
 		} else {
 			seen[p.Name] = i
 		}
@@ -251,12 +258,12 @@ func validateCleanupPolicies(ps *problems, pols []CleanupPolicy) {
 		}
 		for _, g := range p.Repositories {
 			if g == "" || !doublestar.ValidatePattern(g) {
-				ps.add(at("repositories"), "%q is not a valid glob (\"group/*/app\", \"group/**\")", g)
+				ps.add(at("repositories"), "%s is not a valid glob (\"group/*/app\", \"group/**\")", shown(at("repositories"), g))
 			}
 		}
 		for _, k := range []struct{ key, re string }{{"name_regex", p.NameRegex}, {"name_regex_keep", p.NameRegexKeep}} {
 			if _, err := regexp.Compile(`\A(?:` + k.re + `)\z`); err != nil {
-				ps.add(at(k.key), "%q is not a valid RE2 regular expression: %v", k.re, err)
+				ps.add(at(k.key), "%s is not a valid RE2 regular expression: %v", shown(at(k.key), k.re), err)
 			}
 		}
 		if p.KeepN < 0 {
