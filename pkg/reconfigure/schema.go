@@ -61,7 +61,7 @@ func secret(n *node) *node {
 func s3Schema() *node {
 	return table(map[string]*node{
 		// The access key is an id, shown in logs and consoles: not secret.
-		"accesskey": leaf(kString), "secretkey": secret(leaf(kString)), "sessiontoken": secret(leaf(kString)),
+		"accesskey": secret(leaf(kString)), "secretkey": secret(leaf(kString)), "sessiontoken": secret(leaf(kString)),
 		"bucket": leaf(kString), "region": leaf(kString), "regionendpoint": leaf(kString),
 		"pathstyle": leaf(kBool), "forcepathstyle": leaf(kBool),
 		"secure": leaf(kBool), "skipverify": leaf(kBool), "v4auth": leaf(kBool),

@@ -15,8 +15,6 @@ var looksSecret = regexp.MustCompile(`(?i)pass|secret|token|key|cred|auth|privat
 // each with the reason.
 var notSecret = map[string]string{
 	"registry.token_realm":           "a public URL",
-	"registry.storage.s3.accesskey":  "an access key id, shown in logs and consoles; secretkey is the secret",
-	"migration.s3.accesskey":         "an access key id, shown in logs and consoles; secretkey is the secret",
 	"registry.storage.s3.keyid":      "the id of a KMS key, not key material",
 	"migration.s3.keyid":             "the id of a KMS key, not key material",
 	"registry.storage.s3.v4auth":     "a boolean switch",
