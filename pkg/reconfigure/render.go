@@ -19,6 +19,9 @@ type File struct {
 	Path    string
 	Content []byte
 	Mode    fs.FileMode
+	// Group, when set, is the group that owns the file and may read it
+	// (see resolveGroup); "" leaves the group new files get.
+	Group string
 	// Secret files never have their content shown (diffs, logs).
 	Secret bool
 	// What the file is, for the report ("registry config", ...).
@@ -123,7 +126,8 @@ func Render(l *Loaded, sec RegistrySecrets) ([]File, []Dir, error) {
 			File{Path: p.Certificate, Content: []byte(sec.InternalCertificate), Mode: 0o644, Role: "certificate"})
 	}
 	files = append(files,
-		File{Path: p.GitlabYML, Content: gitlab, Mode: 0o644, Role: "gitlab.yml"},
+		// gitlab.yml holds notification_secret: owner and GitLab's group.
+		File{Path: p.GitlabYML, Content: gitlab, Mode: 0o640, Group: gitlabGroup, Role: "gitlab.yml"},
 		File{Path: p.Key, Content: []byte(sec.InternalKey), Mode: 0o600, Secret: true, Role: "signing key"})
 	dirs := []Dir{}
 	for _, f := range files {
