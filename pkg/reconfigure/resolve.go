@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -105,21 +106,25 @@ func (s *Settings) RegistryExternal() string {
 }
 
 // RegistryHostPort is what GitLab shows users: host and port of the
-// registry's external URL. The port is left out for 80 and 443, so that
-// `docker login host` works without one.
-func (s *Settings) RegistryHostPort() (host, port string) {
+// registry's external URL. The port is 0, left out, for 80 and 443, so
+// that `docker login host` works without one. It is a number, so that it
+// renders without the leading zeros a string may have ("05050"), which
+// YAML 1.1 (GitLab's Ruby) would read as octal.
+func (s *Settings) RegistryHostPort() (host string, port int) {
+	var p string
 	u, _ := url.Parse(s.RegistryExternal())
 	if u != nil {
-		host, port = u.Hostname(), u.Port()
+		host, p = u.Hostname(), u.Port()
 	}
 	if s.GitlabRails.RegistryHost != "" {
 		host = s.GitlabRails.RegistryHost
 	}
 	if s.GitlabRails.RegistryPort != "" {
-		port = string(s.GitlabRails.RegistryPort)
+		p = string(s.GitlabRails.RegistryPort)
 	}
-	if port == "80" || port == "443" {
-		port = ""
+	port, _ = strconv.Atoi(p) // validated: 1 to 65535
+	if port == 80 || port == 443 {
+		port = 0
 	}
 	return host, port
 }
