@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Paths are the files reconfigure owns, all absolute.
@@ -70,6 +71,53 @@ func (l *Loaded) Resolve() Paths {
 		p.RegistryPath = abs(s.GitlabRails.RegistryPath)
 	}
 	return p
+}
+
+// pathSettings are the settings that name a file or a folder.
+var pathSettings = [][]string{
+	{"data_dir"},
+	{"registry", "rootcertbundle"},
+	{"registry", "notifications_queue_directory"},
+	{"registry", "storage", "filesystem", "rootdirectory"},
+	{"registry", "storage", "s3", "rootdirectory"},
+	{"registry", "redis", "tls", "certificate"},
+	{"registry", "redis", "tls", "key"},
+	{"registry", "redis", "tls", "rootcas"},
+	{"gitlab_rails", "registry_key_path"},
+	{"gitlab_rails", "registry_path"},
+	{"migration", "s3", "rootdirectory"},
+}
+
+// validatePaths refuses a control character in any path setting. The
+// rendered YAML would keep it (every string is quoted and escaped), but
+// no admin means one, and it would reach logs and shells raw.
+func validatePaths(l *Loaded, ps *problems) {
+	for _, path := range pathSettings {
+		v, _ := l.lookup(path)
+		values, isList := v.([]any)
+		if !isList {
+			values = []any{v}
+		}
+		for i, e := range values {
+			s, _ := e.(string)
+			if r, bad := controlChar(s); bad && isList {
+				ps.add(path, "item %d has a control character (%U): a path must not have any", i, r)
+			} else if bad {
+				ps.add(path, "has a control character (%U): a path must not have any", r)
+			}
+		}
+	}
+}
+
+// controlChar finds a control character (C0, DEL, C1) or a line or
+// paragraph separator, which YAML 1.1 reads as a line break.
+func controlChar(s string) (rune, bool) {
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 // StorageDriver names the storage driver; filesystem when none is set.
