@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -88,4 +89,42 @@ func TestRemoveStaleTemps(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertOnly(t, dir, "config.yml", ".other.tmp-1")
+}
+
+// The group is set on the temporary file before any byte lands, so a
+// file meant for one group is never readable by another one, and the
+// rename keeps it.
+func TestWriteFileAtomicGroup(t *testing.T) {
+	gid := otherGroup(t)
+	path := filepath.Join(t.TempDir(), "gitlab.yml")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomicGroup(path, []byte("new"), 0o640, gid); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := int(st.Sys().(*syscall.Stat_t).Gid); got != gid || st.Mode().Perm() != 0o640 {
+		t.Errorf("group %d mode %04o, want %d 0640", got, st.Mode().Perm(), gid)
+	}
+}
+
+// otherGroup is a group this process may give files to other than the
+// one its new files get anyway.
+func otherGroup(t *testing.T) int {
+	t.Helper()
+	groups, _ := os.Getgroups()
+	for _, g := range groups {
+		if g != os.Getegid() {
+			return g
+		}
+	}
+	if os.Geteuid() == 0 {
+		return os.Getegid() + 1 // root may give a file to any group id
+	}
+	t.Skip("this process belongs to no second group")
+	return 0
 }

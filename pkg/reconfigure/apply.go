@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/pmezard/go-difflib/difflib"
@@ -30,6 +31,8 @@ type FileResult struct {
 	Role   string      `json:"role"`
 	Change Change      `json:"change"`
 	Mode   fs.FileMode `json:"mode"`
+	// Group owns the file and may read it; "" for the default group.
+	Group string `json:"group,omitempty"`
 	// Note adds detail such as a mode change.
 	Note string `json:"note,omitempty"`
 	// Diff is a unified diff with secret values redacted (dry run only).
@@ -104,11 +107,15 @@ func Run(l *Loaded, opts Options) (*Result, error) {
 			res.DirsCreated = append(res.DirsCreated, d.Path)
 		}
 	}
-	for _, f := range files {
-		fr, err := plan(f, opts.DryRun)
+	gids := make([]int, len(files))
+	for i := range files {
+		var note string
+		files[i], gids[i], note = resolveGroup(files[i])
+		fr, err := plan(files[i], gids[i], opts.DryRun)
 		if err != nil {
 			return nil, err
 		}
+		fr.Note = joinNotes(fr.Note, note)
 		res.Files = append(res.Files, fr)
 	}
 	if opts.DryRun {
@@ -139,7 +146,7 @@ func Run(l *Loaded, opts Options) (*Result, error) {
 		if res.Files[i].Change == Unchanged {
 			continue
 		}
-		if err := fsutil.WriteFileAtomic(f.Path, f.Content, f.Mode); err != nil {
+		if err := fsutil.WriteFileAtomicGroup(f.Path, f.Content, f.Mode, gids[i]); err != nil {
 			return res, err
 		}
 	}
@@ -165,8 +172,10 @@ func secretsFile(path string, sec *Secrets) (*File, error) {
 	return &File{Path: path, Content: content, Mode: 0o600, Secret: true, Role: "secrets"}, nil
 }
 
-func plan(f File, withDiff bool) (FileResult, error) {
-	fr := FileResult{Path: f.Path, Role: f.Role, Mode: f.Mode}
+// plan compares f with what is on disk: content, mode and, when gid is
+// not -1, the group.
+func plan(f File, gid int, withDiff bool) (FileResult, error) {
+	fr := FileResult{Path: f.Path, Role: f.Role, Mode: f.Mode, Group: f.Group}
 	old, err := os.ReadFile(f.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -178,12 +187,15 @@ func plan(f File, withDiff bool) (FileResult, error) {
 	default:
 		fr.Change = Unchanged
 	}
-	if fr.Change != Created {
-		if st, err := os.Stat(f.Path); err == nil && st.Mode().Perm() != f.Mode {
-			if fr.Change == Unchanged {
-				fr.Change = Updated
-			}
+	if st, err := os.Stat(f.Path); err == nil && fr.Change != Created {
+		if st.Mode().Perm() != f.Mode {
 			fr.Note = fmt.Sprintf("mode %04o -> %04o", st.Mode().Perm(), f.Mode)
+		}
+		if old := int(st.Sys().(*syscall.Stat_t).Gid); gid >= 0 && old != gid {
+			fr.Note = joinNotes(fr.Note, fmt.Sprintf("group %s -> %s", groupName(old), f.Group))
+		}
+		if fr.Note != "" && fr.Change == Unchanged {
+			fr.Change = Updated
 		}
 	}
 	if withDiff && fr.Change != Unchanged && !bytes.Equal(old, f.Content) {
@@ -192,6 +204,13 @@ func plan(f File, withDiff bool) (FileResult, error) {
 		}
 	}
 	return fr, nil
+}
+
+func joinNotes(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + ", " + b
 }
 
 func unifiedDiff(path, old, cur string, created bool) string {

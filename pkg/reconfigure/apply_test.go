@@ -81,6 +81,7 @@ func snapshot(t *testing.T, dir string) map[string]string {
 }
 
 func TestRunWritesEveryFileWithModes(t *testing.T) {
+	withGitlabGroup(t, "regctl-test-no-such-group") // TestGitlabYMLModeAndGroup has the group
 	l := setup(t, "data_dir = \"data\"\n")
 	res, err := Run(l, Options{})
 	if err != nil {
@@ -91,7 +92,7 @@ func TestRunWritesEveryFileWithModes(t *testing.T) {
 		"regctl-secrets.json":                       0o600,
 		"data/registry/config.yml":                  0o600,
 		"data/registry/gitlab-registry.crt":         0o644,
-		"data/gitlab-rails/etc/gitlab.yml":          0o644,
+		"data/gitlab-rails/etc/gitlab.yml":          0o600,
 		"data/gitlab-rails/etc/gitlab-registry.key": 0o600,
 	}
 	for rel, mode := range want {

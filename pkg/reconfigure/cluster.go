@@ -1,11 +1,8 @@
 package reconfigure
 
 import (
-	"fmt"
 	"net"
 	"time"
-
-	"github.com/goccy/go-yaml"
 )
 
 // Cluster is [registry.cluster]: regctl serve nodes sharing one storage
@@ -79,18 +76,6 @@ func validateCluster(ps *problems, r *Registry) {
 			ps.add([]string{"registry", "redis", "tls"}, "certificate and key go together: set both for a client certificate, or neither")
 		}
 	}
-}
-
-// renderRedis is the redis section of config.yml, or "" when unset.
-func renderRedis(r map[string]any) (string, error) {
-	if len(r) == 0 {
-		return "", nil
-	}
-	b, err := yaml.Marshal(r)
-	if err != nil {
-		return "", fmt.Errorf("render redis: %w", err)
-	}
-	return string(b), nil
 }
 
 // clusterSection is what config.yml gets for [registry.cluster]: nil

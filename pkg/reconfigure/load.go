@@ -52,6 +52,12 @@ func (l *Loaded) Line(path ...string) int {
 // An array-of-tables element is addressed by its decimal index:
 // IsSet("registry", "cleanup_policies", "0", "enabled").
 func (l *Loaded) IsSet(path ...string) bool {
+	_, ok := l.lookup(path)
+	return ok
+}
+
+// lookup is the value the file sets at path, as TOML decoded it.
+func (l *Loaded) lookup(path []string) (any, bool) {
 	var cur any = l.raw
 	for _, seg := range path {
 		var ok bool
@@ -64,10 +70,10 @@ func (l *Loaded) IsSet(path ...string) bool {
 			cur, ok = element(c, seg)
 		}
 		if !ok {
-			return false
+			return nil, false
 		}
 	}
-	return true
+	return cur, true
 }
 
 // element is arr[seg], seg being a decimal index.
@@ -100,6 +106,11 @@ func Load(path string) (*Loaded, error) {
 func Parse(path string, src []byte) (*Loaded, error) {
 	l := &Loaded{Path: path, Source: src, index: tomlsrc.NewIndex(src)}
 	ps := newProblems(path, func(p []string) int { return l.index.Line(p...) })
+	if r, bad := controlChar(path); bad {
+		// The path goes into the rendered files' header comment.
+		ps.addProblem(&Problem{File: path, Message: fmt.Sprintf("the settings file's path has a control character (%U): rename it or its folder", r)})
+		return nil, ps.err()
+	}
 
 	// 1. Syntax. A syntax error stops here: nothing after it can be trusted.
 	raw := map[string]any{}

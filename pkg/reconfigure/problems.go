@@ -23,7 +23,11 @@ type Problem struct {
 
 func (p *Problem) Error() string {
 	var b strings.Builder
-	b.WriteString(p.File)
+	if _, bad := controlChar(p.File); bad {
+		b.WriteString(strconv.Quote(p.File))
+	} else {
+		b.WriteString(p.File)
+	}
 	if p.Line > 0 {
 		fmt.Fprintf(&b, ":%d", p.Line)
 	}

@@ -2,14 +2,11 @@ package reconfigure
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
 	"text/template"
-
-	"github.com/goccy/go-yaml"
 
 	"regctl/templates"
 )
@@ -19,6 +16,9 @@ type File struct {
 	Path    string
 	Content []byte
 	Mode    fs.FileMode
+	// Group, when set, is the group that owns the file and may read it
+	// (see resolveGroup); "" leaves the group new files get.
+	Group string
 	// Secret files never have their content shown (diffs, logs).
 	Secret bool
 	// What the file is, for the report ("registry config", ...).
@@ -32,27 +32,9 @@ type Dir struct {
 }
 
 var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
-	"q":      quote,
-	"indent": indent,
+	"q":    quote,
+	"yaml": yamlBlock,
 }).ParseFS(templates.FS, "*.tmpl"))
-
-// quote writes a YAML double-quoted scalar (JSON string syntax is valid
-// YAML), so no value can break the document's structure.
-func quote(v string) string {
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
-func indent(n int, text string) string {
-	pad := strings.Repeat(" ", n)
-	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
-	for i, l := range lines {
-		if l != "" {
-			lines[i] = pad + l
-		}
-	}
-	return strings.Join(lines, "\n")
-}
 
 // Render produces every file reconfigure owns from validated settings and
 // the effective secrets. It touches no disk.
@@ -60,56 +42,52 @@ func Render(l *Loaded, sec RegistrySecrets) ([]File, []Dir, error) {
 	s := &l.Settings
 	p := l.Resolve()
 
-	storage, err := yaml.Marshal(renderStorage(s.Registry.Storage, p))
-	if err != nil {
-		return nil, nil, fmt.Errorf("render storage: %w", err)
+	cfg := &configData{
+		Settings:            l.Path,
+		LogLevel:            s.Registry.LogLevel,
+		LogFormatter:        s.Registry.LogFormatter,
+		Storage:             renderStorage(s.Registry.Storage, p),
+		Addr:                s.Registry.RegistryHTTPAddr,
+		Secret:              sec.HTTPSecret,
+		RelativeURLs:        s.Registry.RelativeURLs,
+		DebugAddr:           s.Registry.DebugAddr,
+		HealthStoragedriver: s.Registry.HealthStoragedriverEnabled,
+		Realm:               s.TokenRealm(),
+		Issuer:              s.GitlabRails.RegistryIssuer,
+		RootCertBundle:      p.Certificate,
+		Validation:          s.Registry.ValidationEnabled,
+		Schema1:             s.Registry.CompatibilitySchema1Enabled,
+		Notifications:       renderNotifications(s.Registry.Notifications, s.Registry.NotificationSecret),
+		QueueDir:            p.NotifyQueue,
+		QueueMaxEvents:      s.Registry.NotificationsQueueMaxEvents,
+		Redis:               s.Registry.Redis,
+		Cluster:             clusterSection(s.Registry.Cluster),
+		FallbackTags:        s.Registry.Referrers.FallbackTags,
 	}
-	notifs, err := renderNotifications(s.Registry.Notifications, s.Registry.NotificationSecret)
-	if err != nil {
-		return nil, nil, err
+	config, err := execute("config.yml.tmpl", cfg)
+	if err == nil {
+		err = checkRendered(p.ConfigYML, config, cfg.tree())
 	}
-	redis, err := renderRedis(s.Registry.Redis)
-	if err != nil {
-		return nil, nil, err
-	}
-	config, err := execute("config.yml.tmpl", map[string]any{
-		"Settings":            l.Path,
-		"LogLevel":            s.Registry.LogLevel,
-		"LogFormatter":        s.Registry.LogFormatter,
-		"Storage":             string(storage),
-		"Addr":                s.Registry.RegistryHTTPAddr,
-		"Secret":              sec.HTTPSecret,
-		"RelativeURLs":        s.Registry.RelativeURLs,
-		"DebugAddr":           s.Registry.DebugAddr,
-		"HealthStoragedriver": s.Registry.HealthStoragedriverEnabled,
-		"Realm":               s.TokenRealm(),
-		"Issuer":              s.GitlabRails.RegistryIssuer,
-		"RootCertBundle":      p.Certificate,
-		"Validation":          s.Registry.ValidationEnabled,
-		"Schema1":             s.Registry.CompatibilitySchema1Enabled,
-		"Notifications":       notifs,
-		"QueueDir":            p.NotifyQueue,
-		"QueueMaxEvents":      s.Registry.NotificationsQueueMaxEvents,
-		"Redis":               redis,
-		"Cluster":             clusterSection(s.Registry.Cluster),
-		"FallbackTags":        s.Registry.Referrers.FallbackTags,
-	})
 	if err != nil {
 		return nil, nil, err
 	}
 	host, port := s.RegistryHostPort()
-	gitlab, err := execute("gitlab.yml.tmpl", map[string]any{
-		"Settings":                 l.Path,
-		"DefaultContainerRegistry": s.GitlabRails.DefaultProjectsFeaturesContainerRegistry,
-		"Enabled":                  s.GitlabRails.RegistryEnabled,
-		"Host":                     host,
-		"Port":                     port,
-		"APIURL":                   s.RegistryAPIURL(),
-		"Key":                      p.Key,
-		"Path":                     p.RegistryPath,
-		"Issuer":                   s.GitlabRails.RegistryIssuer,
-		"NotificationSecret":       s.Registry.NotificationSecret,
-	})
+	gl := &gitlabData{
+		Settings:                 l.Path,
+		DefaultContainerRegistry: s.GitlabRails.DefaultProjectsFeaturesContainerRegistry,
+		Enabled:                  s.GitlabRails.RegistryEnabled,
+		Host:                     host,
+		Port:                     port,
+		APIURL:                   s.RegistryAPIURL(),
+		Key:                      p.Key,
+		Path:                     p.RegistryPath,
+		Issuer:                   s.GitlabRails.RegistryIssuer,
+		NotificationSecret:       s.Registry.NotificationSecret,
+	}
+	gitlab, err := execute("gitlab.yml.tmpl", gl)
+	if err == nil {
+		err = checkRendered(p.GitlabYML, gitlab, gl.tree())
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -123,7 +101,8 @@ func Render(l *Loaded, sec RegistrySecrets) ([]File, []Dir, error) {
 			File{Path: p.Certificate, Content: []byte(sec.InternalCertificate), Mode: 0o644, Role: "certificate"})
 	}
 	files = append(files,
-		File{Path: p.GitlabYML, Content: gitlab, Mode: 0o644, Role: "gitlab.yml"},
+		// gitlab.yml holds notification_secret: owner and GitLab's group.
+		File{Path: p.GitlabYML, Content: gitlab, Mode: 0o640, Group: gitlabGroup, Role: "gitlab.yml"},
 		File{Path: p.Key, Content: []byte(sec.InternalKey), Mode: 0o600, Secret: true, Role: "signing key"})
 	dirs := []Dir{}
 	for _, f := range files {
@@ -200,8 +179,7 @@ func deepCopy(m map[string]any) map[string]any {
 
 type notificationView struct {
 	Notification
-	Retries     int
-	HeadersYAML string
+	Retries int
 }
 
 // renderNotifications fills Distribution's endpoint defaults. GitLab's
@@ -210,7 +188,7 @@ type notificationView struct {
 // when set, is what GitLab expects in the Authorization header of the
 // events it receives: it is added to every endpoint that does not set
 // that header itself.
-func renderNotifications(eps []Notification, secret string) ([]notificationView, error) {
+func renderNotifications(eps []Notification, secret string) []notificationView {
 	out := make([]notificationView, 0, len(eps))
 	for _, ep := range eps {
 		if secret != "" && !hasHeader(ep.Headers, "Authorization") {
@@ -234,16 +212,9 @@ func renderNotifications(eps []Notification, secret string) ([]notificationView,
 		case ep.Threshold > 0:
 			v.Retries = ep.Threshold
 		}
-		if len(ep.Headers) > 0 {
-			h, err := yaml.Marshal(ep.Headers)
-			if err != nil {
-				return nil, fmt.Errorf("render notification headers: %w", err)
-			}
-			v.HeadersYAML = string(h)
-		}
 		out = append(out, v)
 	}
-	return out, nil
+	return out
 }
 
 func hasHeader(h map[string][]string, name string) bool {

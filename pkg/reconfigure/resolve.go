@@ -4,7 +4,9 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Paths are the files reconfigure owns, all absolute.
@@ -71,6 +73,53 @@ func (l *Loaded) Resolve() Paths {
 	return p
 }
 
+// pathSettings are the settings that name a file or a folder.
+var pathSettings = [][]string{
+	{"data_dir"},
+	{"registry", "rootcertbundle"},
+	{"registry", "notifications_queue_directory"},
+	{"registry", "storage", "filesystem", "rootdirectory"},
+	{"registry", "storage", "s3", "rootdirectory"},
+	{"registry", "redis", "tls", "certificate"},
+	{"registry", "redis", "tls", "key"},
+	{"registry", "redis", "tls", "rootcas"},
+	{"gitlab_rails", "registry_key_path"},
+	{"gitlab_rails", "registry_path"},
+	{"migration", "s3", "rootdirectory"},
+}
+
+// validatePaths refuses a control character in any path setting. The
+// rendered YAML would keep it (every string is quoted and escaped), but
+// no admin means one, and it would reach logs and shells raw.
+func validatePaths(l *Loaded, ps *problems) {
+	for _, path := range pathSettings {
+		v, _ := l.lookup(path)
+		values, isList := v.([]any)
+		if !isList {
+			values = []any{v}
+		}
+		for i, e := range values {
+			s, _ := e.(string)
+			if r, bad := controlChar(s); bad && isList {
+				ps.add(path, "item %d has a control character (%U): a path must not have any", i, r)
+			} else if bad {
+				ps.add(path, "has a control character (%U): a path must not have any", r)
+			}
+		}
+	}
+}
+
+// controlChar finds a control character (C0, DEL, C1) or a line or
+// paragraph separator, which YAML 1.1 reads as a line break.
+func controlChar(s string) (rune, bool) {
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
 // StorageDriver names the storage driver; filesystem when none is set.
 func StorageDriver(storage map[string]any) string {
 	for _, d := range storageDrivers {
@@ -105,21 +154,25 @@ func (s *Settings) RegistryExternal() string {
 }
 
 // RegistryHostPort is what GitLab shows users: host and port of the
-// registry's external URL. The port is left out for 80 and 443, so that
-// `docker login host` works without one.
-func (s *Settings) RegistryHostPort() (host, port string) {
+// registry's external URL. The port is 0, left out, for 80 and 443, so
+// that `docker login host` works without one. It is a number, so that it
+// renders without the leading zeros a string may have ("05050"), which
+// YAML 1.1 (GitLab's Ruby) would read as octal.
+func (s *Settings) RegistryHostPort() (host string, port int) {
+	var p string
 	u, _ := url.Parse(s.RegistryExternal())
 	if u != nil {
-		host, port = u.Hostname(), u.Port()
+		host, p = u.Hostname(), u.Port()
 	}
 	if s.GitlabRails.RegistryHost != "" {
 		host = s.GitlabRails.RegistryHost
 	}
 	if s.GitlabRails.RegistryPort != "" {
-		port = string(s.GitlabRails.RegistryPort)
+		p = string(s.GitlabRails.RegistryPort)
 	}
-	if port == "80" || port == "443" {
-		port = ""
+	port, _ = strconv.Atoi(p) // validated: 1 to 65535
+	if port == 80 || port == 443 {
+		port = 0
 	}
 	return host, port
 }

@@ -141,6 +141,9 @@ func Defaults() Settings {
 }
 
 // Port is a port number written either as 5050 or, as in gitlab.rb, "5050".
+// It is kept as written; validation checks it is a number from 1 to 65535,
+// and RegistryHostPort turns it into that number, so "05050" renders as
+// 5050 (YAML 1.1 would read a plain 05050 as octal).
 type Port string
 
 // UnmarshalTOML accepts an integer or a string.

@@ -32,6 +32,7 @@ func validate(l *Loaded, ps *problems) {
 	if s.DataDir == "" {
 		ps.add([]string{"data_dir"}, "must not be empty")
 	}
+	validatePaths(l, ps)
 
 	r := &s.Registry
 	checkAddr(ps, r.RegistryHTTPAddr, "registry", "registry_http_addr")
