@@ -103,7 +103,10 @@ func checkAddr(ps *problems, v string, path ...string) {
 
 func checkPort(ps *problems, v string, path ...string) {
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 65535 {
+	switch {
+	case err != nil:
+		ps.add(path, "port %s is not a number: use 1 to 65535", shown(path, v))
+	case n < 1 || n > 65535:
 		ps.add(path, "port %s is out of range: use 1 to 65535", shown(path, v))
 	}
 }
