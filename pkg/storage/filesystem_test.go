@@ -15,7 +15,7 @@ import (
 	"regctl/pkg/storage/drivertest"
 )
 
-func newFS(t *testing.T) (*storage.Filesystem, string) {
+func newFS(t testing.TB) (*storage.Filesystem, string) {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "root")
 	d, err := storage.NewFilesystem(root)
