@@ -233,6 +233,9 @@ func printGCReport(p *ui.Printer, r *gc.Report) {
 	if r.ManifestsFromCache > 0 {
 		p.Field("manifest cache", fmt.Sprintf("%d manifests known from an earlier run, not read again", r.ManifestsFromCache))
 	}
+	if r.Symlinks > 0 {
+		p.Field("symlinks", fmt.Sprintf("%d, never followed: nothing behind them was read or deleted", r.Symlinks))
+	}
 	p.Field("took", r.Duration.Round(time.Millisecond).String())
 	for _, pr := range r.Problems {
 		p.Line(ui.Warn, "problem", pr.String())

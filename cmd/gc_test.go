@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"regctl/internal/testtools"
 )
 
 // gcRoot is a storage root holding one blob nothing references and one
@@ -88,4 +91,45 @@ func TestGCWarnsAboutOtherWriters(t *testing.T) {
 	if !strings.Contains(r.stdout, "other writers") || !strings.Contains(r.stdout, "deleted:") {
 		t.Errorf("want the other-writers warning and the summary:\n%s", r)
 	}
+}
+
+// Symbolic links planted at every depth of the storage root are reported
+// and never followed: GC -m deletes nothing outside the root, and the
+// links stay. Inside the root it still collects (the manifest blob only
+// the outside repository names is garbage here).
+func TestGCNeverFollowsSymlinks(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	s := testtools.PlantSymlinks(t, root)
+	r := mustCode(t, 0, "-o", "json", "registry-garbage-collect", "-m", storageConfig(t, root))
+	var res struct {
+		Report struct {
+			BlobsDeleted int
+			Symlinks     int
+			Problems     []struct{ Kind, Path string }
+		} `json:"report"`
+		Deletions []struct{ Kind, Digest string } `json:"deletions"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r)
+	}
+	s.CheckOutside(t)
+	s.CheckLinks(t)
+	var links []string
+	for _, p := range res.Report.Problems {
+		if p.Kind == "symlink" {
+			links = append(links, p.Path)
+		}
+	}
+	// GC meets the links on the paths it scans; _uploads is left to
+	// upload purging.
+	want := []string{s.Links[0], s.Links[1], s.Links[2]}
+	if !slices.Equal(links, want) || res.Report.Symlinks != len(want) {
+		t.Errorf("symlinks reported: %d, %v; want %v", res.Report.Symlinks, links, want)
+	}
+	if res.Report.BlobsDeleted != 1 || len(res.Deletions) == 0 || res.Deletions[len(res.Deletions)-1].Digest != s.Manifest {
+		t.Errorf("want the unreferenced manifest blob deleted: %s", r.stdout)
+	}
+	mustContain(t, "log", r.stderr, "symlink")
+	r = mustCode(t, 0, "registry-garbage-collect", "-m", "-d", storageConfig(t, root))
+	mustContain(t, "text", r.stdout, "symlinks:", "3, never followed", "repositories/evil")
 }

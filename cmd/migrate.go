@@ -302,6 +302,15 @@ func printSync(p *ui.Printer, r *migrate.Result) {
 	if !r.Delete && r.Orphans > 0 {
 		p.Line(ui.Info, "orphans", fmt.Sprintf("%d objects in the bucket are not in the source; --delete removes them", r.Orphans))
 	}
+	if r.Symlinks > 0 {
+		p.Line(ui.Warn, "symlinks", fmt.Sprintf("%d symbolic links in the source, never followed: nothing behind them was copied, and the bucket keeps what it held there", r.Symlinks))
+		for _, l := range r.SymlinkPaths {
+			p.Line(ui.Warn, "symlink", l)
+		}
+		if r.Symlinks > int64(len(r.SymlinkPaths)) {
+			p.Text(fmt.Sprintf("(%d more; the log names each)", r.Symlinks-int64(len(r.SymlinkPaths))))
+		}
+	}
 	if r.Markers > 0 && !r.Delete {
 		p.Line(ui.Warn, "markers", fmt.Sprintf("%d 0-byte folder markers in the bucket (registries have shown them as tags with an empty name); --delete removes them", r.Markers))
 	}
@@ -352,6 +361,7 @@ func printVerify(p *ui.Printer, r *migrate.VerifyResult) {
 		{"digest mismatch", fmt.Sprint(r.Digest)},
 		{"0-byte markers", fmt.Sprint(r.Markers)},
 		{"unreadable", fmt.Sprint(r.Errors)},
+		{"symbolic links", fmt.Sprint(r.Symlinks)},
 	})
 	p.Field("took", r.Duration.Round(100*time.Millisecond).String())
 	for i, pr := range r.Problems {

@@ -117,6 +117,9 @@ func (o *usageOpts) run(c *cobra.Command, args []string) error {
 	p.Field("total", fmt.Sprintf("%s in %d blobs", ui.Bytes(s.TotalBytes), s.Blobs))
 	p.Field("GC would free", fmt.Sprintf("%s (%d blobs)", ui.Bytes(s.GC.Bytes), s.GC.Blobs))
 	p.Field("GC -m would free", fmt.Sprintf("%s (%d blobs, %d untagged manifests)", ui.Bytes(s.GCUntagged.Bytes), s.GCUntagged.Blobs, s.GCUntagged.Manifests))
+	if s.Symlinks > 0 {
+		p.Field("symlinks", fmt.Sprintf("%d, never followed: nothing behind them is counted", s.Symlinks))
+	}
 	p.Field("took", full.Duration.Round(time.Millisecond).String())
 	for _, pr := range rep.Problems {
 		p.Line(ui.Warn, "problem", pr.String())

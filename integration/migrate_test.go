@@ -427,3 +427,32 @@ func mustReadFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// Symbolic links in the source stop a cutover at its first sync, before
+// the registry goes read-only: nothing behind them reaches the bucket,
+// nothing outside the root changes, and the settings stay as they were.
+func TestMigrateStorageCutoverRefusesSymlinks(t *testing.T) {
+	s := newMigrateSite(t, nil)
+	s.push("group/app", "v1", 1)
+	links := testtools.PlantSymlinks(t, filepath.Join(s.dir, "storage"))
+	before := mustReadFile(t, s.settings)
+
+	out, code := runRegctl(t, s.dir, s.env, "--settings", s.settings, "-o", "json", "migrate-storage", "--cutover")
+	var res cutoverJSON
+	// Warnings come first, the error line after.
+	json.NewDecoder(strings.NewReader(out[max(0, strings.Index(out, "{\n")):])).Decode(&res)
+	if code != 1 || len(res.Steps) != 1 || res.Steps[0].Name != "sync" || res.Steps[0].Status != "failed" || !strings.Contains(out, "symbolic link") {
+		t.Fatalf("cutover: exit %d\n%s", code, out)
+	}
+	if got := mustReadFile(t, s.settings); got != before {
+		t.Errorf("settings changed:\n%s", got)
+	}
+	for k := range s.keys() {
+		if strings.Contains(k, "/repositories/evil/") || strings.Contains(k, "/blobs/sha256/ee/") || strings.Contains(k, links.SecretBlob[7:]) {
+			t.Errorf("copied through a link: %s", k)
+		}
+	}
+	links.CheckOutside(t)
+	links.CheckLinks(t)
+	s.push("tools", "after", 1) // still writable
+}

@@ -15,7 +15,23 @@ var ErrLocked = errors.New("locked by another process")
 // without waiting, so two regctl runs never write the same files at once.
 // The lock dies with the process, so a crash never leaves it stuck.
 func Lock(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := LockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// LockFile is Lock returning the locked file, open for reading and
+// writing; closing it unlocks. A symbolic link at path is refused, never
+// followed: lock files can sit in folders others write to (a storage
+// root), and writing through a planted link would change a file
+// elsewhere.
+func LockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("lock %s: a symbolic link, never followed; remove it", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -26,7 +42,7 @@ func Lock(path string) (unlock func(), err error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return func() { f.Close() }, nil
+	return f, nil
 }
 
 // RemoveStaleTemps deletes temporary files WriteFileAtomic left beside

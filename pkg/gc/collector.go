@@ -3,6 +3,7 @@ package gc
 import (
 	"cmp"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"runtime"
@@ -31,6 +32,8 @@ type collector struct {
 	blobFiles   map[string][]string // blob folder -> files below it
 	problems    []Problem
 	problemSeen map[Problem]bool
+	// tagLinks: repositories with a symbolic link met below their tags.
+	tagLinks map[string]bool
 
 	// layout: scan the filesystem by its layout rather than walking it
 	// (see layout.go).
@@ -59,6 +62,7 @@ func newCollector(drv storage.Driver, opts Options) *collector {
 		blobs:       map[digest.Digest]*blobEntry{},
 		blobFiles:   map[string][]string{},
 		problemSeen: map[Problem]bool{},
+		tagLinks:    map[string]bool{},
 		links:       map[string]linkRead{},
 		linkMD5:     map[string]string{},
 		prefetched:  map[digest.Digest]*prefetchRead{},
@@ -101,6 +105,49 @@ func (c *collector) problemLocked(p Problem) {
 	c.problemSeen[p] = true
 	c.problems = append(c.problems, p)
 	c.log.Warn("gc: "+p.Kind, "path", p.Path, "repository", p.Repository, "digest", p.Digest, "detail", p.Detail)
+}
+
+// symlink reports p, where the driver refused a symbolic link, when
+// err says so.
+func (c *collector) symlink(p string, err error) bool {
+	if !errors.Is(err, storage.ErrSymlink) {
+		return false
+	}
+	detail := "a symbolic link, or below one: never followed; left alone"
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Behind a link below a repository's tags may be a tag: unread, it
+	// would leave its manifests untagged, for -m to delete.
+	if name, ok := tagsRepository(p); ok {
+		c.tagLinks[name] = true
+		detail += "; what the tags point at is unknown, so every manifest of " + name + " is kept"
+	}
+	c.problemLocked(Problem{Kind: ProblemSymlink, Path: p, Detail: detail})
+	return true
+}
+
+// tagsRepository is the repository whose tags folder holds p, or is p.
+func tagsRepository(p string) (string, bool) {
+	rel, ok := strings.CutPrefix(p, storage.RepositoriesRoot()+"/")
+	if !ok {
+		return "", false
+	}
+	name, rest, ok := strings.Cut(rel, "/_manifests/tags")
+	if !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
+		return "", false
+	}
+	return name, true
+}
+
+// countKind counts the problems of one kind.
+func countKind(ps []Problem, kind string) int {
+	n := 0
+	for _, p := range ps {
+		if p.Kind == kind {
+			n++
+		}
+	}
+	return n
 }
 
 // sortedProblems are the problems so far. Found by parallel scans, they
@@ -151,7 +198,10 @@ func (c *collector) load(ctx context.Context) error {
 }
 
 func (c *collector) run(ctx context.Context) (*Report, error) {
-	defer func() { c.rep.Problems = c.sortedProblems() }()
+	defer func() {
+		c.rep.Problems = c.sortedProblems()
+		c.rep.Symlinks = countKind(c.rep.Problems, ProblemSymlink)
+	}()
 	c.log.Info("gc: scanning", "driver", c.drv.Name(), "workers", c.workers, "remove_untagged", c.opts.RemoveUntagged, "dry_run", c.opts.DryRun)
 	if err := c.load(ctx); err != nil {
 		return c.rep, err

@@ -128,6 +128,10 @@ const (
 	ProblemKeptForSafety = "kept-for-safety"
 	// A deliberate difference from Distribution on an unusual layout.
 	ProblemDeviation = "deviation"
+	// A symbolic link in a filesystem root, met on a path the scan
+	// reads: never followed (it could lead outside the root), so what
+	// is behind it is neither read nor deleted, and the link stays.
+	ProblemSymlink = "symlink"
 )
 
 // Report sums up a run.
@@ -160,6 +164,8 @@ type Report struct {
 	// ManifestsFromCache counts the manifests whose references came from
 	// the manifest cache of an earlier run rather than a read (S3).
 	ManifestsFromCache int
+	// Symlinks counts the ProblemSymlink problems.
+	Symlinks int
 
 	Problems []Problem
 	DryRun   bool

@@ -32,7 +32,9 @@ type Inventory struct {
 	// with RemoveUntagged (-m).
 	Sweep, SweepUntagged Reclaim
 	Problems             []Problem
-	Duration             time.Duration
+	// Symlinks counts the ProblemSymlink problems.
+	Symlinks int
+	Duration time.Duration
 }
 
 // Reclaim is what one kind of Run would delete.
@@ -110,6 +112,7 @@ func Inspect(ctx context.Context, drv storage.Driver, opts InspectOptions) (*Inv
 	}
 	slices.SortFunc(inv.Repositories, func(a, b *RepositoryInventory) int { return strings.Compare(a.Name, b.Name) })
 	inv.Problems = c.sortedProblems()
+	inv.Symlinks = countKind(inv.Problems, ProblemSymlink)
 	inv.Duration = time.Since(start)
 	return inv, nil
 }

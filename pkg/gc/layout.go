@@ -30,7 +30,7 @@ func (c *collector) listAll(ctx context.Context, p string) ([]string, bool, erro
 	if err == nil {
 		return children, true, nil
 	}
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) || c.symlink(p, err) {
 		return nil, false, nil
 	}
 	children, err = c.list(ctx, p)
@@ -176,7 +176,7 @@ func (c *collector) scanBlobPrefixLayout(ctx context.Context, dir string) error 
 			continue // Distribution's walk would find no blob here either, or stop
 		}
 		fi, err := c.drv.Stat(ctx, h+"/data")
-		if errors.Is(err, storage.ErrNotFound) || (err == nil && fi.IsDir) {
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && fi.IsDir) || c.symlink(h+"/data", err) {
 			continue
 		}
 		if err != nil {

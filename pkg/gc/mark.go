@@ -105,7 +105,10 @@ func (c *collector) prepare(r *repo) {
 			}
 			r.tagCount[lr.d]++
 		}
-		if !r.tagsDir && len(r.revs) > 0 {
+		if c.tagLinks[r.name] {
+			r.allTagged = true // reported with the link
+		}
+		if !r.tagsDir && !r.allTagged && len(r.revs) > 0 {
 			c.problem(Problem{Kind: ProblemDeviation, Path: storage.TagsDir(r.name), Repository: r.name,
 				Detail: "no tags folder: Distribution would keep these untagged manifests yet collect their blobs; they are deleted as untagged instead"})
 		}

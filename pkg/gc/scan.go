@@ -96,7 +96,7 @@ func (c *collector) scan(ctx context.Context) error {
 // folder (the drivers' error for listing a file is not typed).
 func (c *collector) list(ctx context.Context, p string) ([]string, error) {
 	children, err := c.drv.List(ctx, p)
-	if err == nil || errors.Is(err, storage.ErrNotFound) {
+	if err == nil || errors.Is(err, storage.ErrNotFound) || c.symlink(p, err) {
 		return children, nil
 	}
 	if fi, serr := c.drv.Stat(ctx, p); serr == nil && !fi.IsDir {
@@ -130,10 +130,14 @@ func (c *collector) walkFiles(ctx context.Context, p string, fn func(fi storage.
 		return nil
 	}
 	err := c.drv.Walk(ctx, p, func(fi storage.FileInfo) error {
+		if fi.Symlink {
+			c.symlink(fi.Path, storage.ErrSymlink)
+			return nil
+		}
 		fn(fi, "")
 		return nil
 	})
-	if err == nil || errors.Is(err, storage.ErrNotFound) {
+	if err == nil || errors.Is(err, storage.ErrNotFound) || c.symlink(p, err) {
 		return nil
 	}
 	if fi, serr := c.drv.Stat(ctx, p); serr == nil && !fi.IsDir {
@@ -514,7 +518,7 @@ func md5Hex(s string) string {
 func (c *collector) readLink(ctx context.Context, p string) (linkRead, error) {
 	b, err := c.drv.GetContent(ctx, p)
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound) || c.symlink(p, err):
 		return linkRead{missing: true}, nil
 	case err != nil:
 		return linkRead{}, fmt.Errorf("reading %s: %w", p, err)
@@ -628,7 +632,7 @@ func (c *collector) readManifests(ctx context.Context) error {
 			return nil
 		}
 		b, err := c.drv.GetContent(ctx, storage.BlobDataPath(d))
-		if errors.Is(err, storage.ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) || c.symlink(storage.BlobDataPath(d), err) {
 			return nil // gone meanwhile: treated as missing
 		}
 		if err != nil {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"regctl/internal/fsutil"
@@ -131,18 +133,31 @@ func lockFile(p, holder string) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, fmt.Errorf("run lock: %w", err)
 	}
-	unlock, err = fsutil.Lock(p)
+	f, err := fsutil.LockFile(p)
 	if errors.Is(err, fsutil.ErrLocked) {
-		who, _ := os.ReadFile(p)
-		return nil, fmt.Errorf("%w (%s: %s)", ErrRunInProgress, p, strings.TrimSpace(string(who)))
+		return nil, fmt.Errorf("%w (%s: %s)", ErrRunInProgress, p, strings.TrimSpace(readHolder(p)))
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("run lock: %w", err)
 	}
-	// Who holds it, for the next one's error. The lock is on the open
-	// file, so rewriting its content through another handle is safe.
-	_ = os.WriteFile(p, fmt.Appendf(nil, "%s, pid %d, since %s\n", holder, os.Getpid(), time.Now().UTC().Format(time.RFC3339)), 0o600)
-	return unlock, nil
+	// Who holds it, for the next one's error; through the locked file,
+	// which is no symbolic link.
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt(fmt.Appendf(nil, "%s, pid %d, since %s\n", holder, os.Getpid(), time.Now().UTC().Format(time.RFC3339)), 0)
+	}
+	return func() { f.Close() }, nil
+}
+
+// readHolder reads what the holder of the run lock file p wrote, never
+// through a symbolic link.
+func readHolder(p string) string {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return "unknown holder"
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 4096))
+	return string(b)
 }
 
 // Bind returns a context that is cancelled, with the reason as its

@@ -148,3 +148,29 @@ func TestRunLockS3(t *testing.T) {
 	}
 	next.Release()
 }
+
+// The flock file is in the storage root: a symbolic link planted there
+// is refused, never followed, so the holder's name is never written
+// into a file outside the root.
+func TestRunLockRefusesSymlink(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "precious")
+	if err := os.WriteFile(outside, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, ".regctl-run.lock")); err != nil {
+		t.Fatal(err)
+	}
+	fs := distconfig.Storage{Driver: "filesystem", Params: map[string]any{"rootdirectory": root}}
+	lk, err := LockRuns(t.Context(), fs, nil, "gc", 0)
+	if err == nil {
+		lk.Release()
+		t.Error("a symbolic link taken as the run lock")
+	} else if !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("error %q does not say why", err)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "keep" {
+		t.Errorf("the file outside the root now holds %q", b)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"regctl/pkg/distconfig"
@@ -144,6 +145,12 @@ func Cutover(ctx context.Context, opts CutoverOptions) (*CutoverResult, error) {
 		if r == nil {
 			return "", err
 		}
+		if err == nil && r.Symlinks > 0 {
+			// Verify would fail on them, after a read-only spell: stop
+			// while the registry is still writable.
+			err = fmt.Errorf("the source holds %d symbolic links (%s): they are never followed, so what they point at would not move; replace each with what it points at, or remove it, then run --cutover again",
+				r.Symlinks, strings.Join(r.SymlinkPaths, ", "))
+		}
 		return fmt.Sprintf("%d copied, %d unchanged, while writable", r.Copied, r.Unchanged), err
 	})
 	if err != nil {
@@ -281,8 +288,8 @@ func (c *cutover) rest(ctx context.Context) error {
 			return "", err
 		}
 		if !vr.OK() {
-			return "", fmt.Errorf("%d missing, %d extra, %d size, %d content, %d digest mismatches, %d markers, %d unreadable",
-				vr.Missing, vr.Extra, vr.Size, vr.Content, vr.Digest, vr.Markers, vr.Errors)
+			return "", fmt.Errorf("%d missing, %d extra, %d size, %d content, %d digest mismatches, %d markers, %d unreadable, %d symbolic links",
+				vr.Missing, vr.Extra, vr.Size, vr.Content, vr.Digest, vr.Markers, vr.Errors, vr.Symlinks)
 		}
 		if err := c.lease.Err(); err != nil {
 			return "", err

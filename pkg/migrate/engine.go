@@ -26,11 +26,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
+	"maps"
+	"path"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,6 +134,9 @@ type engine struct {
 	mu   sync.Mutex
 	errs []string
 	nerr int
+	// Symbolic links met in the source: never followed, never copied.
+	links     []string // the first maxErrors
+	linkCount atomic.Int64
 }
 
 func newEngine(opts Options) (*engine, error) {
@@ -151,13 +156,16 @@ func newEngine(opts Options) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	tree := filepath.Join(root, filepath.FromSlash(storage.Root))
-	if st, err := os.Stat(tree); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("source %s: %w under it: is it a registry's storage root?", root, ErrNoTree)
-	}
 	src, err := storage.NewFilesystem(root)
 	if err != nil {
 		return nil, err
+	}
+	// Through the driver, as everything read from the source: it never
+	// follows a symbolic link, so nothing outside the root is copied.
+	if st, err := src.Stat(context.Background(), storage.Root); errors.Is(err, storage.ErrSymlink) {
+		return nil, fmt.Errorf("source %s: %w", root, err)
+	} else if err != nil || !st.IsDir {
+		return nil, fmt.Errorf("source %s: %w under it: is it a registry's storage root?", root, ErrNoTree)
 	}
 	e := &engine{
 		opts: opts, log: opts.Log, src: src, root: root,
@@ -167,11 +175,6 @@ func newEngine(opts Options) (*engine, error) {
 	}
 	e.phase.Store("")
 	return e, nil
-}
-
-// fullPath is the source file of rel.
-func (e *engine) fullPath(rel string) string {
-	return filepath.Join(e.root, filepath.FromSlash(driverPath(rel)))
 }
 
 // fail records an error message (the first maxErrors are kept).
@@ -184,6 +187,23 @@ func (e *engine) fail(format string, args ...any) {
 		e.errs = append(e.errs, msg)
 	}
 	e.log.Warn(msg)
+}
+
+// symlink records a symbolic link met in the source.
+func (e *engine) symlink(rel string) {
+	e.linkCount.Add(1)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.links) < maxErrors {
+		e.links = append(e.links, driverPath(rel)[1:])
+	}
+	e.log.Warn("a symbolic link in the source: never followed, not copied; what the bucket holds below it is left alone", "path", driverPath(rel))
+}
+
+func (e *engine) symlinks() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.links)
 }
 
 func (e *engine) errors() []string {
@@ -266,7 +286,7 @@ func (e *engine) traverse(ctx context.Context, fn func(context.Context, pair) er
 // discover compares one folder above shardDepth: its files directly,
 // its folders by recursion or as shards.
 func (e *engine) discover(ctx context.Context, rel string, shards chan<- string, fn func(context.Context, pair) error) error {
-	srcFiles, srcDirs, err := e.sourceLevel(rel)
+	srcFiles, srcDirs, err := e.sourceLevel(ctx, rel)
 	if err != nil {
 		return err
 	}
@@ -275,6 +295,11 @@ func (e *engine) discover(ctx context.Context, rel string, shards chan<- string,
 		return err
 	}
 	for name, fi := range srcFiles {
+		if fi.Symlink {
+			// What the bucket holds there stays as it is: neither
+			// compared nor, as an orphan, deleted.
+			tgtDirs = slices.DeleteFunc(tgtDirs, func(d string) bool { return d == name })
+		}
 		r := join(rel, name)
 		if excluded(r) {
 			continue
@@ -336,42 +361,29 @@ func (e *engine) discover(ctx context.Context, rel string, shards chan<- string,
 	return nil
 }
 
-// sourceLevel reads one source folder: its files and its folders. A
-// missing folder is empty.
-func (e *engine) sourceLevel(rel string) (map[string]storage.FileInfo, []string, error) {
-	ents, err := os.ReadDir(e.fullPath(rel))
-	if errors.Is(err, fs.ErrNotExist) {
+// sourceLevel reads one source folder: its files (symbolic links
+// among them, with Symlink set) and its folders. A missing folder is
+// empty.
+func (e *engine) sourceLevel(ctx context.Context, rel string) (map[string]storage.FileInfo, []string, error) {
+	files := map[string]storage.FileInfo{}
+	var dirs []string
+	err := e.src.Walk(ctx, driverPath(rel), func(fi storage.FileInfo) error {
+		name := path.Base(fi.Path)
+		if fi.IsDir {
+			dirs = append(dirs, name)
+			return storage.ErrSkipDir
+		}
+		files[name] = fi
+		return nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil, nil
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("source: %w", err)
 	}
-	files := map[string]storage.FileInfo{}
-	var dirs []string
-	for _, ent := range ents {
-		if isTemp(ent.Name()) {
-			continue
-		}
-		// Stat, not Lstat: symlinks are followed, as the driver does.
-		st, err := os.Stat(filepath.Join(e.fullPath(rel), ent.Name()))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("source: %w", err)
-		}
-		if st.IsDir() {
-			dirs = append(dirs, ent.Name())
-			continue
-		}
-		files[ent.Name()] = storage.FileInfo{Path: driverPath(join(rel, ent.Name())), Size: st.Size(), ModTime: st.ModTime()}
-	}
 	return files, dirs, nil
 }
-
-// isTemp reports the filesystem driver's temporary files (writes in
-// flight), which its Walk hides too.
-func isTemp(name string) bool { return len(name) > 12 && name[:12] == ".regctl-tmp-" }
 
 // shard compares one subtree: the target's keys below it are listed into
 // memory, then the source is walked against them.
@@ -380,7 +392,7 @@ func (e *engine) shard(ctx context.Context, rel string, fn func(context.Context,
 	if err := e.t.listTree(ctx, rel, func(key string, o object) { tgt[e.t.rel(key)] = o }); err != nil {
 		return err
 	}
-	if st, err := os.Stat(e.fullPath(rel)); err == nil && st.IsDir() {
+	if st, err := e.src.Stat(ctx, driverPath(rel)); err == nil && st.IsDir {
 		err := e.src.Walk(ctx, driverPath(rel), func(fi storage.FileInfo) error {
 			r := relOf(fi.Path)
 			if excluded(r) {
@@ -391,6 +403,10 @@ func (e *engine) shard(ctx context.Context, rel string, fn func(context.Context,
 			}
 			if fi.IsDir {
 				return nil
+			}
+			if fi.Symlink {
+				// What the bucket holds below it stays as it is.
+				maps.DeleteFunc(tgt, func(k string, _ object) bool { return strings.HasPrefix(k, r+"/") })
 			}
 			p := pair{rel: r, src: &fi}
 			if o, ok := tgt[r]; ok {

@@ -206,6 +206,16 @@ func (f *fixture) put(key string, body []byte) {
 	}
 }
 
+// get reads an object of the bucket.
+func (f *fixture) get(key string) io.ReadCloser {
+	f.t.Helper()
+	out, err := f.target.Client().GetObject(f.t.Context(), &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)})
+	if err != nil {
+		f.t.Fatalf("get %s: %v", key, err)
+	}
+	return out.Body
+}
+
 func (f *fixture) del(key string) {
 	f.t.Helper()
 	if _, err := f.target.Client().DeleteObject(f.t.Context(), &s3.DeleteObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)}); err != nil {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"regctl/pkg/storage"
 )
 
 // Result is what Sync did, or in a dry run would do.
@@ -51,7 +53,13 @@ type Result struct {
 	Vanished int64 `json:"vanished"`
 	// ResumedParts counts parts of large blobs a killed run had uploaded
 	// already.
-	ResumedParts int64         `json:"resumed_parts"`
+	ResumedParts int64 `json:"resumed_parts"`
+	// Symlinks counts the symbolic links met in the source: never
+	// followed, so nothing behind them (maybe outside the root) is
+	// copied, and what the bucket holds there is left alone.
+	// SymlinkPaths names the first ones.
+	Symlinks     int64         `json:"symlinks"`
+	SymlinkPaths []string      `json:"symlink_paths,omitempty"`
 	Duration     time.Duration `json:"duration_ns"`
 	Errors       []string      `json:"errors,omitempty"`
 }
@@ -100,7 +108,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Delete {
 		// Before anything: a swapped or wrong source must not get as far
 		// as listing what it would delete.
-		if err := s.checkNotEmpty(); err != nil {
+		if err := s.checkNotEmpty(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -122,16 +130,14 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 
 // checkNotEmpty refuses --delete for a source with nothing in blobs/
 // and repositories/: deleting orphans would empty the bucket.
-func (s *syncer) checkNotEmpty() error {
+func (s *syncer) checkNotEmpty(ctx context.Context) error {
 	for _, d := range []string{"blobs", "repositories"} {
-		ents, err := os.ReadDir(s.fullPath(d))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		ents, err := s.src.List(ctx, driverPath(d))
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
-		for _, e := range ents {
-			if !isTemp(e.Name()) {
-				return nil
-			}
+		if len(ents) > 0 {
+			return nil
 		}
 	}
 	return fmt.Errorf("refusing --delete: source %s: %w (nothing in blobs/ or repositories/); are source and target the right way round?", s.root, ErrEmptySource)
@@ -172,6 +178,10 @@ func (s *syncer) plan(ctx context.Context, p pair) error {
 		s.omu.Unlock()
 		return nil
 	}
+	if p.src.Symlink {
+		s.symlink(p.rel)
+		return nil
+	}
 	s.srcObjects.Add(1)
 	s.srcBytes.Add(p.src.Size)
 	s.total.Add(1)
@@ -205,7 +215,7 @@ func (s *syncer) do(ctx context.Context, j job) {
 	if j.check {
 		same, err := s.same(ctx, j)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, storage.ErrNotFound):
 			s.vanished.Add(1)
 			return
 		case err != nil:
@@ -219,14 +229,14 @@ func (s *syncer) do(ctx context.Context, j job) {
 			return
 		}
 		j.reason = "content"
-		if fi, err := os.Stat(s.fullPath(j.rel)); err == nil {
-			s.btotal.Add(fi.Size())
+		if fi, err := s.src.Stat(ctx, driverPath(j.rel)); err == nil {
+			s.btotal.Add(fi.Size)
 		}
 	}
 	if s.opts.DryRun {
 		size := int64(0)
-		if fi, err := os.Stat(s.fullPath(j.rel)); err == nil {
-			size = fi.Size()
+		if fi, err := s.src.Stat(ctx, driverPath(j.rel)); err == nil {
+			size = fi.Size
 		}
 		s.copied.Add(1)
 		s.copiedBytes.Add(size)
@@ -241,7 +251,7 @@ func (s *syncer) do(ctx context.Context, j job) {
 			s.copied.Add(1)
 			s.copiedBytes.Add(n)
 			return
-		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, storage.ErrNotFound):
 			s.vanished.Add(1)
 			return
 		case ctx.Err() != nil:
@@ -270,7 +280,8 @@ func (s *syncer) do(ctx context.Context, j job) {
 // source failing.
 func retryable(err error) bool {
 	var pe *fs.PathError
-	if errors.As(err, &pe) {
+	var se sourceError
+	if errors.As(err, &pe) || errors.As(err, &se) {
 		return false
 	}
 	var re *smithyhttp.ResponseError
@@ -284,20 +295,16 @@ func retryable(err error) bool {
 // same reports whether a target object of the source's size holds the
 // source's content.
 func (s *syncer) same(ctx context.Context, j job) (bool, error) {
-	f, err := os.Open(s.fullPath(j.rel))
+	f, fi, err := s.open(ctx, j.rel)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
-	if st.Size() != j.tgt.size {
+	if fi.Size != j.tgt.size {
 		return false, nil
 	}
-	if st.Size() <= smallFile {
-		b := make([]byte, st.Size())
+	if fi.Size <= smallFile {
+		b := make([]byte, fi.Size)
 		if _, err := io.ReadFull(f, b); err != nil {
 			return false, err
 		}
@@ -316,16 +323,12 @@ func (s *syncer) same(ctx context.Context, j job) (bool, error) {
 // copy writes one source file to the target and returns its size: one
 // PutObject up to the part size, a multipart upload above it.
 func (s *syncer) copy(ctx context.Context, rel string) (int64, error) {
-	f, err := os.Open(s.fullPath(rel))
+	f, fi, err := s.open(ctx, rel)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	size := st.Size()
+	size := fi.Size
 	// Bytes count as they go; a failed attempt takes its count back.
 	var moved int64
 	defer func() {
@@ -360,6 +363,22 @@ func (s *syncer) copy(ctx context.Context, rel string) (int64, error) {
 	moved = size
 	s.bytes.Add(size)
 	return size, nil
+}
+
+// sourceError is a failure to open a source file: trying the copy
+// again would not help.
+type sourceError struct{ error }
+
+func (e sourceError) Unwrap() error { return e.error }
+
+// open opens a source file through the driver, which never follows a
+// symbolic link.
+func (s *syncer) open(ctx context.Context, rel string) (*os.File, storage.FileInfo, error) {
+	f, fi, err := s.src.OpenFile(ctx, driverPath(rel))
+	if err != nil {
+		return nil, fi, sourceError{err}
+	}
+	return f, fi, nil
 }
 
 // partSize is chunksize, or more for a blob that would need more than
@@ -571,4 +590,5 @@ func (s *syncer) finish() {
 	}
 	r.Duration = time.Since(s.start)
 	r.Errors = s.errors()
+	r.Symlinks, r.SymlinkPaths = s.linkCount.Load(), s.symlinks()
 }

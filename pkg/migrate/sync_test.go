@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
+	"regctl/internal/testtools"
 	"regctl/pkg/storage"
 )
 
@@ -298,5 +300,49 @@ func TestKillAndResume(t *testing.T) {
 	got, err := f.target.GetContent(t.Context(), storage.Root+"/"+rel)
 	if err != nil || string(got) != string(data) {
 		t.Fatalf("the resumed blob differs (%v)", err)
+	}
+}
+
+// Symbolic links planted in the source are reported and never followed:
+// nothing outside the root reaches the bucket, what the bucket already
+// holds below a link is not deleted as an orphan, and Verify fails on
+// them (so a cutover rolls back). The rest is copied as usual.
+func TestSyncNeverFollowsSymlinks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	img := f.push("app", "v1", 1000, 1)
+	s := testtools.PlantSymlinks(t, f.root)
+	// An object below a link's path, from an earlier sync.
+	earlier := f.key("docker/registry/v2/repositories/evil/app/_manifests/tags/v1/current/link")
+	f.put(earlier, []byte(s.Manifest))
+
+	opts := f.opts()
+	opts.Delete = true
+	r := f.sync(opts)
+	want := []string{s.Links[0][1:], s.Links[1][1:], s.Links[2][1:]} // _uploads is never migrated
+	if r.Symlinks != 3 || !slices.Equal(slices.Sorted(slices.Values(r.SymlinkPaths)), want) {
+		t.Errorf("symlinks: %d %v, want %v", r.Symlinks, r.SymlinkPaths, want)
+	}
+	keys := f.bucketKeys()
+	if _, ok := keys[earlier]; !ok {
+		t.Error("the object below a link was deleted")
+	}
+	for k := range keys {
+		for _, l := range s.Links {
+			if strings.HasPrefix("/"+strings.TrimPrefix(k, "registry/"), l) && k != earlier {
+				t.Errorf("copied through a link: %s", k)
+			}
+		}
+		if b := readAllT(t, f.get(k)); strings.Contains(string(b), s.Secret) || strings.Contains(string(b), "outside the root") {
+			t.Errorf("%s holds a file from outside the root", k)
+		}
+	}
+	s.CheckOutside(t)
+	s.CheckLinks(t)
+	pullAll(t, serveBucket(t, f.target), "app", "v1", img)
+
+	v, err := Verify(t.Context(), f.opts(), VerifyFull)
+	if err != nil || v.OK() || v.Symlinks != 3 {
+		t.Errorf("verify: %+v, %v; want 3 symlinks, not OK", v, err)
 	}
 }

@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"regctl/pkg/storage"
 )
 
 // Verify modes.
@@ -28,7 +28,8 @@ const maxProblems = 200
 
 // Problem is one difference Verify found.
 type Problem struct {
-	// Kind is missing, extra, size, content, digest, marker or error.
+	// Kind is missing, extra, size, content, digest, marker, symlink
+	// or error.
 	Kind   string `json:"kind"`
 	Path   string `json:"path"` // below the storage root: docker/registry/v2/...
 	Detail string `json:"detail,omitempty"`
@@ -58,14 +59,17 @@ type VerifyResult struct {
 	// shown as tags with an empty name.
 	Markers int64 `json:"markers"`
 	// Errors counts objects that could not be read.
-	Errors   int64         `json:"errors"`
+	Errors int64 `json:"errors"`
+	// Symlinks counts the symbolic links in the source, which Sync
+	// never follows nor copies.
+	Symlinks int64         `json:"symlinks"`
 	Problems []Problem     `json:"problems,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
 }
 
 // OK reports whether the target mirrors the source.
 func (r *VerifyResult) OK() bool {
-	return r.Missing+r.Extra+r.Size+r.Content+r.Digest+r.Markers+r.Errors == 0
+	return r.Missing+r.Extra+r.Size+r.Content+r.Digest+r.Markers+r.Errors+r.Symlinks == 0
 }
 
 type verifier struct {
@@ -75,6 +79,7 @@ type verifier struct {
 
 	srcObjects, srcBytes, tgtObjects, checked, checkedBytes atomic.Int64
 	missing, extra, size, content, digest, markers, errs    atomic.Int64
+	links                                                   atomic.Int64
 
 	pmu      sync.Mutex
 	problems []Problem
@@ -114,7 +119,7 @@ func Verify(ctx context.Context, opts Options, mode string) (*VerifyResult, erro
 		SourceObjects: v.srcObjects.Load(), SourceBytes: v.srcBytes.Load(), TargetObjects: v.tgtObjects.Load(),
 		Checked: v.checked.Load(), CheckedBytes: v.checkedBytes.Load(),
 		Missing: v.missing.Load(), Extra: v.extra.Load(), Size: v.size.Load(),
-		Content: v.content.Load(), Digest: v.digest.Load(), Markers: v.markers.Load(), Errors: v.errs.Load(),
+		Content: v.content.Load(), Digest: v.digest.Load(), Markers: v.markers.Load(), Errors: v.errs.Load(), Symlinks: v.links.Load(),
 		Problems: v.problems, Duration: time.Since(e.start),
 	}
 	return r, err
@@ -141,6 +146,10 @@ func (v *verifier) compare(ctx context.Context, p pair) error {
 		return nil
 	case p.src == nil:
 		v.problem(&v.extra, "extra", p.rel, "%d bytes, not in the source; --delete removes it", p.tgt.size)
+		return nil
+	}
+	if p.src.Symlink {
+		v.problem(&v.links, "symlink", p.rel, "a symbolic link in the source: never followed, so not copied; replace it with what it points at, or remove it")
 		return nil
 	}
 	v.srcObjects.Add(1)
@@ -191,8 +200,8 @@ func (v *verifier) check(ctx context.Context, rel string) {
 		}
 		return
 	}
-	want, err := os.ReadFile(v.fullPath(rel))
-	if errors.Is(err, fs.ErrNotExist) {
+	want, err := v.src.GetContent(ctx, driverPath(rel))
+	if errors.Is(err, storage.ErrNotFound) {
 		return // deleted from the source meanwhile
 	}
 	if err != nil {

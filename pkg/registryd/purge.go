@@ -28,6 +28,10 @@ func (s *Server) PurgeUploads(ctx context.Context, olderThan time.Duration, dryR
 	// pull entries from under the walker.
 	var uploadsDirs []string
 	err = s.driver.Walk(ctx, storage.RepositoriesRoot(), func(fi storage.FileInfo) error {
+		if fi.Symlink {
+			s.symlinkNotFollowed(fi.Path)
+			return nil
+		}
 		if !fi.IsDir {
 			return nil
 		}
@@ -67,6 +71,10 @@ func (s *Server) PurgeUploads(ctx context.Context, olderThan time.Duration, dryR
 			}
 			id := path.Base(up)
 			started, how, err := s.uploadStartedAt(ctx, repo, id, up)
+			if errors.Is(err, storage.ErrSymlink) {
+				s.symlinkNotFollowed(up)
+				continue
+			}
 			if err != nil {
 				if !errors.Is(err, storage.ErrNotFound) {
 					errs = append(errs, err)
@@ -93,6 +101,13 @@ func (s *Server) PurgeUploads(ctx context.Context, olderThan time.Duration, dryR
 		}
 	}
 	return purged, errors.Join(errs...)
+}
+
+// symlinkNotFollowed reports a symbolic link in the storage (which the
+// filesystem driver never follows): what is behind it, maybe outside the
+// root, is neither judged nor purged.
+func (s *Server) symlinkNotFollowed(p string) {
+	s.log.Warn("upload purge: a symbolic link in the storage, never followed; left alone", "path", p)
 }
 
 // uploadStartedAt tells when an upload started: its startedat file, or

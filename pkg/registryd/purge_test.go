@@ -144,3 +144,38 @@ func TestRunUploadPurger(t *testing.T) {
 	loc := e.startUpload("r")
 	e.expect(e.do("PUT", loc+"?digest="+digest.FromBytes(nil).String(), nil), 201, "")
 }
+
+// Symbolic links planted in the root are reported and never followed:
+// the old uploads behind them, outside the root, stay, and so do the
+// links; an old upload inside is purged as usual.
+func TestPurgeUploadsNeverFollowsSymlinks(t *testing.T) {
+	logs := &testtools.SyncBuffer{}
+	e := newBlobEnv(t, func(o *Options) { o.Log = slog.New(slog.NewTextHandler(logs, nil)) })
+	s := testtools.PlantSymlinks(t, e.root)
+	week := 7 * 24 * time.Hour
+	old := uploadID(e.startUpload("group/app"))
+	ageUpload(t, e, "group/app", old, week+time.Hour)
+	// An upload folder that is itself a link.
+	linked := filepath.Join(e.root, filepath.FromSlash(storage.UploadDir("group/app", "0a0a0a0a-0000-4000-8000-00000000000f")))
+	if err := os.Symlink(filepath.Join(s.Outside, "uploads", testtools.SymlinkUploadGood), linked); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := e.srv.PurgeUploads(context.Background(), week, false)
+	if err != nil || n != 1 {
+		t.Errorf("purge: %d, %v; want the one old upload inside", n, err)
+	}
+	if e.exists(storage.UploadDir("group/app", old)) {
+		t.Error("the old upload inside the root was kept")
+	}
+	s.CheckOutside(t)
+	s.CheckLinks(t)
+	if _, err := os.Lstat(linked); err != nil {
+		t.Errorf("the linked upload folder: %v", err)
+	}
+	for _, p := range []string{"repositories/evil", "good/app/_uploads", "0a0a0a0a-0000-4000-8000-00000000000f"} {
+		if !strings.Contains(logs.String(), p) {
+			t.Errorf("link %s not reported:\n%s", p, logs)
+		}
+	}
+}

@@ -30,6 +30,12 @@ var ErrInvalidOffset = errors.New("invalid offset")
 // not a valid driver path (see CheckPath).
 var ErrInvalidPath = errors.New("invalid path")
 
+// ErrSymlink is wrapped by the filesystem driver's errors about a path
+// that is, or goes through, a symbolic link inside the root. The driver
+// never follows one, so nothing outside the root is ever read, written
+// or deleted through it.
+var ErrSymlink = errors.New("a symbolic link on the path (never followed)")
+
 // NotFound builds the error drivers return for a missing path.
 func NotFound(path string) error { return fmt.Errorf("%s: %w", path, ErrNotFound) }
 
@@ -44,6 +50,10 @@ type FileInfo struct {
 	Size    int64
 	ModTime time.Time
 	IsDir   bool
+	// Symlink marks a symbolic link that Walk met on the filesystem:
+	// reported so callers can say so, never followed (IsDir is false,
+	// Size 0). No other method returns one; they fail with ErrSymlink.
+	Symlink bool
 }
 
 // Driver stores files by path. Implementations must be safe for
@@ -77,7 +87,8 @@ type Driver interface {
 	// come in either order: the filesystem sorts names ("a" < "a-b"), S3
 	// lists keys ("a-b" < "a/x"), and neither buffers a whole tree to
 	// sort it the other way. fn returning ErrSkipDir on a folder skips
-	// its contents.
+	// its contents. A symbolic link comes as an entry with Symlink set,
+	// and nothing below it.
 	Walk(ctx context.Context, path string, fn func(FileInfo) error) error
 }
 

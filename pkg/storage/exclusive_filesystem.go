@@ -3,10 +3,9 @@ package storage
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 var _ ExclusiveCreator = (*Filesystem)(nil)
@@ -18,14 +17,26 @@ var _ ExclusiveCreator = (*Filesystem)(nil)
 // sees a part of it, as it could between an O_EXCL create and its write.
 // The temporary name is removed either way.
 func (d *Filesystem) CreateExclusive(ctx context.Context, p string, content []byte) error {
-	full, err := d.fullPathNotRoot("create", p)
+	rel, err := relPathNotRoot("create", p)
 	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err = inParent(full, func() error { return createLinked(full, content) })
+	err = d.inParent(rel, func(dirfd int, name string) error {
+		tmp, err := createTemp(dirfd, content)
+		if err != nil {
+			return err
+		}
+		// Whether the link was made or not, the temporary name goes:
+		// the content lives on under name when it was.
+		defer unix.Unlinkat(dirfd, tmp, 0)
+		if err := unix.Linkat(dirfd, tmp, dirfd, name, 0); err != nil {
+			return err
+		}
+		return unix.Fsync(dirfd)
+	})
 	switch {
 	case err == nil:
 		return nil
@@ -33,41 +44,6 @@ func (d *Filesystem) CreateExclusive(ctx context.Context, p string, content []by
 		return Exists(p)
 	default:
 		d.pruneEmpty(p) // folders made for a create that did not happen
-		return fmt.Errorf("filesystem: create %s: %w", p, err)
+		return failWrite("create", p, err)
 	}
-}
-
-func createLinked(full string, content []byte) (err error) {
-	dir := filepath.Dir(full)
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	// Whether the link was made or not, the temporary name goes: the
-	// content lives on under full when it was.
-	defer os.Remove(tmp)
-	if err = writeSynced(f, content); err != nil {
-		return err
-	}
-	if err = os.Link(tmp, full); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// writeSynced fills a fresh temporary file, with the mode other registry
-// users can read, and closes it.
-func writeSynced(f *os.File, content []byte) error {
-	err := f.Chmod(fileMode)
-	if err == nil {
-		_, err = f.Write(content)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -7,12 +7,18 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Modes of what the filesystem driver creates. Distribution asks for
@@ -41,11 +47,13 @@ var (
 )
 
 // Filesystem is the driver for a local folder, with CNCF Distribution's
-// on-disk layout: driver path p is the file rootDir+p. It holds no state
-// besides the root, so it is safe for concurrent use; atomicity comes
-// from rename(2).
+// on-disk layout: driver path p is the file rootDir+p. It never follows
+// a symbolic link below its root (see fsroot.go): a path that is, or
+// goes through, one fails with ErrSymlink, and Walk reports the link
+// without going below it. Besides the open root it holds no state, so
+// it is safe for concurrent use; atomicity comes from rename(2).
 type Filesystem struct {
-	root string
+	dir heldRoot
 }
 
 // NewFilesystem returns a driver rooted at rootDir. The folder need not
@@ -65,14 +73,15 @@ func NewFilesystem(rootDir string) (*Filesystem, error) {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("filesystem: root directory: %w", err)
 	}
-	return &Filesystem{root: root}, nil
+	return &Filesystem{dir: heldRoot{path: root}}, nil
 }
 
 // Name is the driver's name in config.yml.
 func (d *Filesystem) Name() string { return "filesystem" }
 
-// fullPath checks a driver path and maps it below the root.
-func (d *Filesystem) fullPath(p string) (string, error) {
+// relPath checks a driver path and returns it relative to the root:
+// "." for the root itself.
+func relPath(p string) (string, error) {
 	if err := CheckPath(p); err != nil {
 		return "", err
 	}
@@ -81,22 +90,59 @@ func (d *Filesystem) fullPath(p string) (string, error) {
 	if strings.Contains(p, "/"+tempPrefix) {
 		return "", fmt.Errorf("%w %q: %s names are reserved for temporary files", ErrInvalidPath, p, tempPrefix)
 	}
-	// p passed CheckPath, so it is clean and absolute, and so is the
-	// root (filepath.Abs): the join is a concatenation, and saves the
-	// Clean that filepath.Join would run on every request.
 	if p == "/" {
-		return d.root, nil
+		return ".", nil
 	}
-	return strings.TrimSuffix(d.root, string(filepath.Separator)) + filepath.FromSlash(p), nil
+	return p[1:], nil
 }
 
-// fullPathNotRoot is fullPath for operations that make no sense on the
+// relPathNotRoot is relPath for operations that make no sense on the
 // root folder itself (writing it, moving it, deleting the whole storage).
-func (d *Filesystem) fullPathNotRoot(op, p string) (string, error) {
+func relPathNotRoot(op, p string) (string, error) {
 	if p == "/" {
 		return "", fmt.Errorf("filesystem: %s %s: refusing to %s the root folder", op, p, op)
 	}
-	return d.fullPath(p)
+	return relPath(p)
+}
+
+// splitRel is the folder and name of rel, which is not ".".
+func splitRel(rel string) (dir, name string) {
+	i := strings.LastIndexByte(rel, '/')
+	if i < 0 {
+		return ".", rel
+	}
+	return rel[:i], rel[i+1:]
+}
+
+// osName is the file name of p, for *os.File values and messages.
+func (d *Filesystem) osName(p string) string {
+	return strings.TrimSuffix(d.dir.path, string(filepath.Separator)) + filepath.FromSlash(p)
+}
+
+// open opens rel below the root, never through a symbolic link (see
+// openBeneath). A root deleted and made anew is opened again.
+func (d *Filesystem) open(rel string, flags int, mode uint32) (int, error) {
+	for try := 0; ; try++ {
+		root, err := d.dir.file(false)
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // ENOENT for a root not made yet, as for any path
+			}
+			return -1, err
+		}
+		fd, err := openBeneath(int(root.Fd()), rel, flags, mode)
+		runtime.KeepAlive(root)
+		if err == unix.ENOENT && try == 0 && d.dir.forgetIfDeleted(root) {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// openDir opens folder rel.
+func (d *Filesystem) openDir(rel string) (int, error) {
+	return d.open(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 }
 
 // isNotExist also counts ENOTDIR: "/a/b" with "/a" a file is simply not
@@ -107,22 +153,36 @@ func isNotExist(err error) bool {
 
 // fail turns an OS error about p into the driver's error.
 func fail(op, p string, err error) error {
-	if isNotExist(err) {
+	switch {
+	case isNotExist(err):
 		return NotFound(p)
+	case errors.Is(err, syscall.ELOOP):
+		return fmt.Errorf("filesystem: %s %s: %w", op, p, ErrSymlink)
 	}
 	return fmt.Errorf("filesystem: %s %s: %w", op, p, err)
 }
 
+// failWrite is fail for writes: a folder missing or a file in the way
+// of one is a failure to write, not a path not found.
+func failWrite(op, p string, err error) error {
+	return fmt.Errorf("filesystem: %s %s: %w", op, p, failErr(err))
+}
+
 // GetContent reads a whole file.
 func (d *Filesystem) GetContent(ctx context.Context, p string) ([]byte, error) {
-	full, err := d.fullPath(p)
+	rel, err := relPath(p)
 	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	b, err := readFile(full)
+	fd, err := d.open(rel, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, fail("read", p, err)
+	}
+	b, err := readAll(fd)
+	unix.Close(fd)
 	if err != nil {
 		return nil, fail("read", p, err)
 	}
@@ -132,63 +192,86 @@ func (d *Filesystem) GetContent(ctx context.Context, p string) ([]byte, error) {
 // PutContent replaces a file atomically: the bytes go to a temporary file
 // in the same folder (so the rename never crosses a mount), which is
 // synced and renamed over the path. Two concurrent puts each rename a
-// whole file, so the last rename wins and nothing is ever torn.
+// whole file, so the last rename wins and nothing is ever torn. A
+// symbolic link at the path is replaced, as rename(2) does; what it
+// pointed at is not touched.
 func (d *Filesystem) PutContent(ctx context.Context, p string, content []byte) error {
-	full, err := d.fullPathNotRoot("write", p)
+	rel, err := relPathNotRoot("write", p)
 	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := inParent(full, func() error { return writeAtomic(full, content) }); err != nil {
+	err = d.inParent(rel, func(dirfd int, name string) error {
+		tmp, err := createTemp(dirfd, content)
+		if err != nil {
+			return err
+		}
+		if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
+			unix.Unlinkat(dirfd, tmp, 0)
+			return err
+		}
+		return unix.Fsync(dirfd)
+	})
+	if err != nil {
 		d.pruneEmpty(p) // folders made for a write that did not happen
-		return fmt.Errorf("filesystem: write %s: %w", p, err)
+		return failWrite("write", p, err)
 	}
 	return nil
 }
 
-func writeAtomic(full string, content []byte) (err error) {
-	dir := filepath.Dir(full)
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
+// createTemp writes content to a new temporary file in folder dirfd,
+// synced, with fileMode, and returns its name.
+func createTemp(dirfd int, content []byte) (string, error) {
+	for {
+		name := tempPrefix + strconv.FormatUint(rand.Uint64(), 36)
+		fd, err := openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		if err == unix.EEXIST {
+			continue
 		}
-	}()
-	// CreateTemp makes 0600 files; set the mode before the rename so the
-	// file never appears at its path unreadable to another registry user.
-	if err = f.Chmod(fileMode); err != nil {
-		return err
+		if err != nil {
+			return "", err
+		}
+		if err := writeSynced(os.NewFile(uintptr(fd), name), content); err != nil {
+			unix.Unlinkat(dirfd, name, 0)
+			return "", err
+		}
+		return name, nil
 	}
-	if _, err = f.Write(content); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), full); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }
 
-// inParent runs create once full's folder exists, and again if the folder
-// vanished meanwhile: Delete prunes folders it leaves empty, and may do so
-// between our mkdir and our create. create must return an fs.ErrNotExist
-// error only when it is worth retrying.
-func inParent(full string, create func() error) error {
+// writeSynced fills a fresh temporary file, with the mode other registry
+// users can read, and closes it. The file is made 0600 and chmodded
+// before anyone sees it at its path, whatever the umask.
+func writeSynced(f *os.File, content []byte) error {
+	err := f.Chmod(fileMode)
+	if err == nil {
+		_, err = f.Write(content)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// inParent runs create in rel's folder, once that exists, and again if
+// the folder vanished meanwhile: Delete prunes folders it leaves empty,
+// and may do so between our mkdir and our create. create gets the open
+// folder and rel's name in it, and must return ENOENT only when it is
+// worth retrying.
+func (d *Filesystem) inParent(rel string, create func(dirfd int, name string) error) error {
+	dir, name := splitRel(rel)
 	var err error
 	for range mkdirRetries {
-		if err = mkdirAll(filepath.Dir(full)); err == nil {
-			if err = create(); err == nil {
+		var dirfd int
+		if dirfd, err = d.mkdirAll(dir); err == nil {
+			err = create(dirfd, name)
+			unix.Close(dirfd)
+			if err == nil {
 				return nil
 			}
 		}
@@ -199,48 +282,47 @@ func inParent(full string, create func() error) error {
 	return err
 }
 
-// mkdirAll is os.MkdirAll with a mode the umask does not change.
-func mkdirAll(dir string) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
-		if fi.IsDir() {
-			return nil
+// mkdirAll opens folder rel, making it and its missing parents first
+// with dirMode, whatever the umask.
+func (d *Filesystem) mkdirAll(rel string) (int, error) {
+	fd, err := d.openDir(rel)
+	if err != unix.ENOENT {
+		return fd, err // open, or a file or a symbolic link in the way
+	}
+	if rel == "." {
+		if _, err := d.dir.file(true); err != nil {
+			return -1, err
 		}
-		return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		return d.openDir(rel)
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if parent := filepath.Dir(dir); parent != dir {
-		if err := mkdirAll(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, dirMode); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			// Another writer was first; if it is a file, the create
-			// that follows fails with ENOTDIR.
-			return nil
-		}
-		return err
-	}
-	return os.Chmod(dir, dirMode)
-}
-
-// syncDir makes a folder's entries durable: without it a power loss can
-// undo a rename that was already acknowledged to a client.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+	dir, name := splitRel(rel)
+	dirfd, err := d.mkdirAll(dir)
 	if err != nil {
-		return err
+		return -1, err
 	}
-	defer f.Close()
-	return f.Sync()
+	defer unix.Close(dirfd)
+	// EEXIST: another writer was first; if it made a file, opening it
+	// as a folder fails with ENOTDIR.
+	err = unix.Mkdirat(dirfd, name, uint32(dirMode))
+	if err != nil && err != unix.EEXIST {
+		return -1, err
+	}
+	made := err == nil
+	fd, err = openDirAt(dirfd, name)
+	if err == nil && made {
+		// Through the open folder: a chmod by name would follow a link
+		// swapped in meanwhile.
+		err = unix.Fchmod(fd, uint32(dirMode))
+		if err != nil {
+			unix.Close(fd)
+		}
+	}
+	return fd, err
 }
 
 // Reader opens a file at offset.
 func (d *Filesystem) Reader(ctx context.Context, p string, offset int64) (io.ReadCloser, error) {
-	f, fi, err := d.open(ctx, "read", p)
+	f, fi, err := d.openFile(ctx, "read", p)
 	if err != nil {
 		return nil, err
 	}
@@ -258,25 +340,32 @@ func (d *Filesystem) Reader(ctx context.Context, p string, offset int64) (io.Rea
 // Open returns the *os.File itself, so net/http serves ranges and uses
 // sendfile.
 func (d *Filesystem) Open(ctx context.Context, p string) (SeekableFile, FileInfo, error) {
-	f, fi, err := d.open(ctx, "open", p)
+	f, fi, err := d.openFile(ctx, "open", p)
 	if err != nil {
 		return nil, FileInfo{}, err
 	}
 	return f, fi, nil
 }
 
-func (d *Filesystem) open(ctx context.Context, op, p string) (*os.File, FileInfo, error) {
-	full, err := d.fullPath(p)
+// OpenFile opens a file for reading, as Open does, as an *os.File (for
+// ReadAt).
+func (d *Filesystem) OpenFile(ctx context.Context, p string) (*os.File, FileInfo, error) {
+	return d.openFile(ctx, "open", p)
+}
+
+func (d *Filesystem) openFile(ctx context.Context, op, p string) (*os.File, FileInfo, error) {
+	rel, err := relPath(p)
 	if err != nil {
 		return nil, FileInfo{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, FileInfo{}, err
 	}
-	f, err := os.Open(full)
+	fd, err := d.open(rel, unix.O_RDONLY, 0)
 	if err != nil {
 		return nil, FileInfo{}, fail(op, p, err)
 	}
+	f := os.NewFile(uintptr(fd), d.osName(p))
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
@@ -295,7 +384,7 @@ func (d *Filesystem) open(ctx context.Context, op, p string) (*os.File, FileInfo
 // Appending to a missing file is ErrNotFound rather than a fresh file, so
 // an upload purged meanwhile is noticed instead of resumed at offset 0.
 func (d *Filesystem) Writer(ctx context.Context, p string, append bool) (FileWriter, error) {
-	full, err := d.fullPathNotRoot("write", p)
+	rel, err := relPathNotRoot("write", p)
 	if err != nil {
 		return nil, err
 	}
@@ -303,32 +392,36 @@ func (d *Filesystem) Writer(ctx context.Context, p string, append bool) (FileWri
 		return nil, err
 	}
 	if append {
-		f, err := os.OpenFile(full, os.O_WRONLY, 0)
+		fd, err := d.open(rel, unix.O_WRONLY, 0)
 		if err != nil {
 			return nil, fail("write", p, err)
 		}
+		f := os.NewFile(uintptr(fd), d.osName(p))
 		size, err := f.Seek(0, io.SeekEnd)
 		if err != nil {
 			f.Close()
 			return nil, fail("write", p, err)
 		}
-		return newFileWriter(d, f, p, full, size), nil
+		return newFileWriter(d, f, p, rel, size), nil
 	}
 	var f *os.File
-	err = inParent(full, func() error {
-		var err error
-		f, err = os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileMode)
-		return err
+	err = d.inParent(rel, func(dirfd int, name string) error {
+		fd, err := openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW, uint32(fileMode))
+		if err != nil {
+			return err
+		}
+		f = os.NewFile(uintptr(fd), d.osName(p))
+		return nil
 	})
 	if err != nil {
 		d.pruneEmpty(p)
-		return nil, fmt.Errorf("filesystem: write %s: %w", p, err)
+		return nil, failWrite("write", p, err)
 	}
 	if err := f.Chmod(fileMode); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("filesystem: write %s: %w", p, err)
 	}
-	return newFileWriter(d, f, p, full, 0), nil
+	return newFileWriter(d, f, p, rel, 0), nil
 }
 
 type writerState int
@@ -349,7 +442,7 @@ func (s writerState) String() string {
 type fileWriter struct {
 	d    *Filesystem
 	path string
-	full string
+	rel  string
 
 	mu    sync.Mutex
 	f     *os.File
@@ -358,8 +451,8 @@ type fileWriter struct {
 	state writerState
 }
 
-func newFileWriter(d *Filesystem, f *os.File, p, full string, size int64) *fileWriter {
-	return &fileWriter{d: d, path: p, full: full, f: f, bw: bufio.NewWriterSize(f, 64<<10), size: size}
+func newFileWriter(d *Filesystem, f *os.File, p, rel string, size int64) *fileWriter {
+	return &fileWriter{d: d, path: p, rel: rel, f: f, bw: bufio.NewWriterSize(f, 64<<10), size: size}
 }
 
 func (w *fileWriter) errState(op string) error {
@@ -426,7 +519,7 @@ func (w *fileWriter) Commit(ctx context.Context) error {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(w.full))
+		err = w.d.syncDir(w.rel)
 	}
 	if err != nil {
 		return fmt.Errorf("filesystem: commit %s: %w", w.path, err)
@@ -449,125 +542,209 @@ func (w *fileWriter) Cancel(ctx context.Context) error {
 		w.f.Close()
 	}
 	w.state = writerCancelled
-	if err := os.Remove(w.full); err != nil && !isNotExist(err) {
-		return fmt.Errorf("filesystem: cancel %s: %w", w.path, err)
+	if err := w.d.remove(w.rel, 0); err != nil && !isNotExist(err) {
+		return fail("cancel", w.path, err)
 	}
 	w.d.pruneEmpty(w.path)
 	return nil
 }
 
+// syncDir makes the entries of rel's folder durable: without it a power
+// loss can undo a rename that was already acknowledged to a client.
+func (d *Filesystem) syncDir(rel string) error {
+	dir, _ := splitRel(rel)
+	fd, err := d.openDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fsync(fd)
+}
+
+// remove unlinks rel with unlinkat's flags: a file, a symbolic link
+// itself, or (AT_REMOVEDIR) an empty folder.
+func (d *Filesystem) remove(rel string, flags int) error {
+	dir, name := splitRel(rel)
+	fd, err := d.openDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Unlinkat(fd, name, flags)
+}
+
+// lstat describes rel itself: a symbolic link is ELOOP.
+func (d *Filesystem) lstat(rel string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if rel == "." {
+		fd, err := d.openDir(rel)
+		if err != nil {
+			return st, err
+		}
+		defer unix.Close(fd)
+		return st, unix.Fstat(fd, &st)
+	}
+	dir, name := splitRel(rel)
+	fd, err := d.openDir(dir)
+	if err != nil {
+		return st, err
+	}
+	defer unix.Close(fd)
+	return st, lstatAt(fd, name, &st)
+}
+
+// lstatAt is fstatat without following a link; a link is ELOOP.
+func lstatAt(dirfd int, name string, st *unix.Stat_t) error {
+	if err := unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return unix.ELOOP
+	}
+	return nil
+}
+
 // Stat describes a file or folder. Folders have size 0, as on S3.
 func (d *Filesystem) Stat(ctx context.Context, p string) (FileInfo, error) {
-	full, err := d.fullPath(p)
+	rel, err := relPath(p)
 	if err != nil {
 		return FileInfo{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return FileInfo{}, err
 	}
-	st, err := os.Stat(full)
+	st, err := d.lstat(rel)
 	if err != nil {
 		return FileInfo{}, fail("stat", p, err)
 	}
-	return fileInfo(p, st), nil
+	return fileInfo(p, &st), nil
 }
 
-func fileInfo(p string, st fs.FileInfo) FileInfo {
-	fi := FileInfo{Path: p, ModTime: st.ModTime(), IsDir: st.IsDir()}
-	if !fi.IsDir {
-		fi.Size = st.Size()
+func fileInfo(p string, st *unix.Stat_t) FileInfo {
+	fi := FileInfo{Path: p, ModTime: time.Unix(st.Mtim.Unix()), IsDir: st.Mode&unix.S_IFMT == unix.S_IFDIR}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+	case unix.S_IFLNK:
+		fi.Symlink = true
+	default:
+		fi.Size = st.Size
 	}
 	return fi
 }
 
-// List returns a folder's children, sorted, as full driver paths.
+// List returns a folder's children, sorted, as full driver paths. A
+// symbolic link is listed as it is there; reading below it fails.
 func (d *Filesystem) List(ctx context.Context, p string) ([]string, error) {
-	full, err := d.fullPath(p)
+	rel, err := relPath(p)
 	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(full) // sorted by name
+	fd, err := d.openDir(rel)
 	if err != nil {
-		// ReadDir on a file fails with ENOTDIR, as it does below a
-		// file: only the first is "not a folder", the other "not found".
-		if st, serr := os.Stat(full); serr == nil && !st.IsDir() {
-			return nil, fmt.Errorf("filesystem: list %s: not a folder", p)
-		}
+		return nil, d.failDir("list", p, rel, err)
+	}
+	names, err := readDirNames(fd)
+	unix.Close(fd)
+	if err != nil {
 		return nil, fail("list", p, err)
 	}
-	out := make([]string, 0, len(entries))
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), tempPrefix) {
-			out = append(out, path.Join(p, e.Name()))
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if !strings.HasPrefix(n, tempPrefix) {
+			out = append(out, path.Join(p, n))
 		}
 	}
 	return out, nil
 }
 
-// Move renames src to dst; rename(2) replaces dst atomically.
+// failDir is fail for opening folder rel: ENOTDIR is "not a folder" when
+// rel is a file, and "not found" when a file is above it.
+func (d *Filesystem) failDir(op, p, rel string, err error) error {
+	if err == unix.ENOTDIR {
+		if st, serr := d.lstat(rel); serr == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("filesystem: %s %s: not a folder", op, p)
+		}
+	}
+	return fail(op, p, err)
+}
+
+// Move renames src to dst; rename(2) replaces dst atomically (a symbolic
+// link at dst itself, not what it points at). A link at src is not
+// moved: it would land where a file is expected.
 func (d *Filesystem) Move(ctx context.Context, src, dst string) error {
-	srcFull, err := d.fullPathNotRoot("move", src)
+	srcRel, err := relPathNotRoot("move", src)
 	if err != nil {
 		return err
 	}
-	dstFull, err := d.fullPathNotRoot("move", dst)
+	dstRel, err := relPathNotRoot("move", dst)
 	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// Check before creating dst's folders for nothing.
-	if _, err := os.Lstat(srcFull); err != nil {
+	srcDir, srcName := splitRel(srcRel)
+	srcfd, err := d.openDir(srcDir)
+	if err != nil {
 		return fail("move", src, err)
 	}
-	err = inParent(dstFull, func() error {
+	defer unix.Close(srcfd)
+	var st unix.Stat_t
+	// Check before creating dst's folders for nothing.
+	if err := lstatAt(srcfd, srcName, &st); err != nil {
+		return fail("move", src, err)
+	}
+	err = d.inParent(dstRel, func(dstfd int, dstName string) error {
 		// Checked inside the retry so a missing source is told apart
 		// from a destination folder pruned under us (both ENOENT).
-		if _, err := os.Lstat(srcFull); err != nil {
-			if isNotExist(err) {
-				return NotFound(src)
-			}
+		if err := lstatAt(srcfd, srcName, &st); err != nil {
+			return fail("move", src, err)
+		}
+		if err := unix.Renameat(srcfd, srcName, dstfd, dstName); err != nil {
 			return err
 		}
-		return os.Rename(srcFull, dstFull)
+		return unix.Fsync(dstfd)
 	})
-	if err == nil {
-		err = syncDir(filepath.Dir(dstFull))
-	}
 	if err != nil {
 		d.pruneEmpty(dst) // folders made for a move that did not happen
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrSymlink) {
 			return err
 		}
-		return fmt.Errorf("filesystem: move %s to %s: %w", src, dst, err)
+		return fmt.Errorf("filesystem: move %s to %s: %w", src, dst, failErr(err))
 	}
 	d.pruneEmpty(src)
 	return nil
 }
 
-// Delete removes a file, or a folder and all below it. A symlink is
-// removed, never followed, so nothing outside the root is deleted.
+// failErr is ErrSymlink for ELOOP, the error itself otherwise.
+func failErr(err error) error {
+	if errors.Is(err, syscall.ELOOP) {
+		return ErrSymlink
+	}
+	return err
+}
+
+// Delete removes a file, or a folder and all below it. A symbolic link
+// is removed itself, never followed, so nothing outside the root is
+// deleted; a path below one fails with ErrSymlink.
 func (d *Filesystem) Delete(ctx context.Context, p string) error {
-	full, err := d.fullPathNotRoot("delete", p)
+	rel, err := relPathNotRoot("delete", p)
 	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	st, err := os.Lstat(full)
+	dir, name := splitRel(rel)
+	fd, err := d.openDir(dir)
 	if err != nil {
 		return fail("delete", p, err)
 	}
-	if st.IsDir() {
-		err = os.RemoveAll(full)
-	} else {
-		err = os.Remove(full)
-	}
+	err = removeAllAt(fd, name)
+	unix.Close(fd)
 	if err != nil {
 		return fail("delete", p, err)
 	}
@@ -584,7 +761,7 @@ func (d *Filesystem) Delete(ctx context.Context, p string) error {
 // S3 has no empty folders either, so both drivers show the same tree.
 func (d *Filesystem) pruneEmpty(p string) {
 	for dir := path.Dir(p); dir != "/"; dir = path.Dir(dir) {
-		if syscall.Rmdir(filepath.Join(d.root, filepath.FromSlash(dir))) != nil {
+		if d.remove(dir[1:], unix.AT_REMOVEDIR) != nil {
 			return
 		}
 	}
@@ -592,52 +769,51 @@ func (d *Filesystem) pruneEmpty(p string) {
 
 // Walk visits every file and folder below p depth first, each folder's
 // entries sorted by name and a folder right before its contents (the
-// order of filepath.WalkDir). Entries removed while walking are skipped,
-// so a walk can run beside deletes (GC, upload purging).
+// order of filepath.WalkDir). A symbolic link is visited as an entry
+// with Symlink set and never followed. Entries removed while walking
+// are skipped, so a walk can run beside deletes (GC, upload purging).
 func (d *Filesystem) Walk(ctx context.Context, p string, fn func(FileInfo) error) error {
-	full, err := d.fullPath(p)
+	rel, err := relPath(p)
 	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	st, err := os.Stat(full)
+	fd, err := d.openDir(rel)
 	if err != nil {
-		return fail("walk", p, err)
+		return d.failDir("walk", p, rel, err)
 	}
-	if !st.IsDir() {
-		return fmt.Errorf("filesystem: walk %s: not a folder", p)
-	}
-	return d.walk(ctx, p, full, fn)
+	defer unix.Close(fd)
+	return d.walk(ctx, p, fd, fn)
 }
 
-func (d *Filesystem) walk(ctx context.Context, p, full string, fn func(FileInfo) error) error {
-	entries, err := os.ReadDir(full)
+// walk walks the open folder fd, driver path p. Each entry is looked
+// up in it by name, so nothing below a link is ever reached.
+func (d *Filesystem) walk(ctx context.Context, p string, fd int, fn func(FileInfo) error) error {
+	names, err := readDirNames(fd)
 	if err != nil {
 		if isNotExist(err) {
 			return nil
 		}
 		return fail("walk", p, err)
 	}
-	for _, e := range entries {
+	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if strings.HasPrefix(e.Name(), tempPrefix) {
+		if strings.HasPrefix(name, tempPrefix) {
 			continue
 		}
-		childP, childFull := path.Join(p, e.Name()), filepath.Join(full, e.Name())
-		// Stat, not Lstat: follow symlinks as Distribution does, for
-		// roots where an operator linked a folder to another disk.
-		st, err := os.Stat(childFull)
-		if err != nil {
+		childP := path.Join(p, name)
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if isNotExist(err) {
 				continue
 			}
 			return fail("walk", childP, err)
 		}
-		fi := fileInfo(childP, st)
+		fi := fileInfo(childP, &st)
 		if err := fn(fi); err != nil {
 			// ErrSkipDir on a file has nothing to skip.
 			if errors.Is(err, ErrSkipDir) {
@@ -645,10 +821,21 @@ func (d *Filesystem) walk(ctx context.Context, p, full string, fn func(FileInfo)
 			}
 			return err
 		}
-		if fi.IsDir {
-			if err := d.walk(ctx, childP, childFull, fn); err != nil {
-				return err
+		if !fi.IsDir {
+			continue
+		}
+		child, err := openDirAt(fd, name)
+		if err != nil {
+			// Gone, or replaced by a file or a link since the stat.
+			if isNotExist(err) || err == unix.ELOOP {
+				continue
 			}
+			return fail("walk", childP, err)
+		}
+		err = d.walk(ctx, childP, child, fn)
+		unix.Close(child)
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -15,7 +15,7 @@ import (
 	"regctl/pkg/storage/drivertest"
 )
 
-func newFS(t *testing.T) (*storage.Filesystem, string) {
+func newFS(t testing.TB) (*storage.Filesystem, string) {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "root")
 	d, err := storage.NewFilesystem(root)
@@ -303,27 +303,37 @@ func TestFilesystemOpenReturnsOSFile(t *testing.T) {
 	}
 }
 
-// A symlink inside the root is followed for reads, as in Distribution,
-// but Delete removes the link, never what it points at.
-func TestFilesystemDeleteDoesNotFollowSymlinks(t *testing.T) {
+// The driver holds its root open; a root deleted and made anew while it
+// runs (by an operator, or by a test) is the one used from then on.
+func TestFilesystemRootRemade(t *testing.T) {
 	d, root := newFS(t)
-	outside := t.TempDir()
-	if err := os.WriteFile(filepath.Join(outside, "keep"), []byte("k"), 0o644); err != nil {
+	ctx := t.Context()
+	if err := d.PutContent(ctx, "/a/f", []byte("old")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(root, "a"), 0o755); err != nil {
+	if err := os.RemoveAll(root); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(outside, filepath.Join(root, "a", "link")); err != nil {
+	if _, err := d.GetContent(ctx, "/a/f"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("read from a deleted root: %v", err)
+	}
+	if err := d.PutContent(ctx, "/a/f", []byte("new")); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := d.GetContent(t.Context(), "/a/link/keep"); err != nil || string(b) != "k" {
-		t.Errorf("read through link = %q, %v", b, err)
+	if b, err := os.ReadFile(filepath.Join(root, "a", "f")); err != nil || string(b) != "new" {
+		t.Errorf("root/a/f = %q, %v", b, err)
 	}
-	if err := d.Delete(t.Context(), "/a/link"); err != nil {
+	// Made anew by someone else.
+	if err := os.RemoveAll(root); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(outside, "keep")); err != nil {
-		t.Errorf("Delete followed the symlink: %v", err)
+	if err := os.MkdirAll(filepath.Join(root, "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "b", "g"), []byte("theirs"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := d.GetContent(ctx, "/b/g"); err != nil || string(b) != "theirs" {
+		t.Errorf("read from the new root: %q, %v", b, err)
 	}
 }

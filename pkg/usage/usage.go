@@ -53,6 +53,10 @@ type Store struct {
 	// registry-garbage-collect -m would.
 	GC         gc.Reclaim `json:"gc"`
 	GCUntagged gc.Reclaim `json:"gc_untagged"`
+	// Symlinks counts the symbolic links met in a filesystem root:
+	// never followed, so nothing behind them is counted (each is in
+	// Report.Problems).
+	Symlinks int `json:"symlinks,omitempty"`
 }
 
 // Report is registry-usage's result. Lists are sorted largest first.
@@ -83,6 +87,7 @@ func Compute(inv *gc.Inventory) *Report {
 	rep := &Report{Problems: inv.Problems}
 	rep.Store.GC, rep.Store.GCUntagged = inv.Sweep, inv.SweepUntagged
 	rep.Store.Blobs = len(inv.Blobs)
+	rep.Store.Symlinks = inv.Symlinks
 	for _, size := range inv.Blobs {
 		rep.Store.TotalBytes += size
 	}
