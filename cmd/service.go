@@ -311,6 +311,9 @@ func printNotifications(p *ui.Printer, eps []service.NotificationBacklog) {
 			if l.Dropped > 0 {
 				stat = ui.Fail
 			}
+			if l.LastError != "" {
+				detail += "; last attempt failed: " + l.LastError
+			}
 		}
 		p.Line(stat, label, detail)
 	}

@@ -15,6 +15,15 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
+// MaxHTPasswdCost is the highest bcrypt cost an htpasswd entry may
+// have; a file with a costlier entry is refused. Every failed login
+// costs what the file's most expensive entry costs, whoever the user, so
+// the cap bounds the CPU one unauthenticated request can take: cost 14
+// is about 1 s of a core, and each step doubles it (31, bcrypt's
+// highest, is a day and a half). Common tools make 5 (htpasswd -B) to
+// 12 (Ruby's bcrypt), Go and Python's bcrypt 10.
+const MaxHTPasswdCost = 14
+
 // HTPasswdOptions configure basic auth: config.yml's auth.htpasswd.
 type HTPasswdOptions struct {
 	Realm string
@@ -27,15 +36,19 @@ type HTPasswdOptions struct {
 // without a restart; it is safe for concurrent use.
 type HTPasswdController struct {
 	opts HTPasswdOptions
+	// compare is bcrypt.CompareHashAndPassword; tests record through
+	// it which comparisons a login makes.
+	compare func(hash, password []byte) error
 
 	mu      sync.Mutex
 	modTime time.Time
 	size    int64
 	users   map[string][]byte
-	// dummy is compared against for unknown users, so that a wrong user
-	// name costs as much time as a wrong password and names cannot be
-	// probed by timing.
-	dummy []byte
+	// dummies[k] is a bcrypt hash at cost k of a random password, for
+	// every cost k from bcrypt.MinCost to the file's highest (the last
+	// one); lower indexes are nil. Authorize compares against them so
+	// that every failed login costs the same (see there).
+	dummies [][]byte
 }
 
 var _ Controller = (*HTPasswdController)(nil)
@@ -48,7 +61,7 @@ func NewHTPasswd(opts HTPasswdOptions) (*HTPasswdController, error) {
 	if opts.Path == "" {
 		return nil, errors.New("auth.htpasswd.path: must be set")
 	}
-	c := &HTPasswdController{opts: opts}
+	c := &HTPasswdController{opts: opts, compare: bcrypt.CompareHashAndPassword}
 	if err := c.reload(); err != nil {
 		return nil, err
 	}
@@ -61,21 +74,32 @@ func (c *HTPasswdController) Authorize(r *http.Request, need []Access) (*Grant, 
 	if !ok {
 		return nil, c.refuse(need, "authentication required", ErrNoCredentials)
 	}
-	users, dummy, err := c.current()
+	users, dummies, err := c.current()
 	if err != nil {
 		return nil, err
 	}
+	maxCost := len(dummies) - 1
 	hash, known := users[user]
 	if !known {
-		_ = bcrypt.CompareHashAndPassword(dummy, []byte(pass))
+		hash = dummies[maxCost]
+	}
+	if c.compare(hash, []byte(pass)) == nil && known {
+		return &Grant{Subject: user, All: true}, nil
+	}
+	// A failed login costs one comparison at the file's highest cost,
+	// whoever the user, so timing tells neither user names nor cheaper
+	// entries. bcrypt's work doubles with each cost step: after a
+	// comparison at cost k, comparisons at k, k+1, ..., max-1 make up
+	// the rest (2^k + 2^k + 2^(k+1) + ... + 2^(max-1) = 2^max).
+	for k := costOf(hash); k < maxCost; k++ {
+		_ = c.compare(dummies[k], []byte(pass))
+	}
+	if !known {
 		return nil, c.refuse(need, "authentication required: invalid username or password",
 			fmt.Errorf("%w: unknown user %q", ErrBadCredentials, user))
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
-		return nil, c.refuse(need, "authentication required: invalid username or password",
-			fmt.Errorf("%w: wrong password for %q", ErrBadCredentials, user))
-	}
-	return &Grant{Subject: user, All: true}, nil
+	return nil, c.refuse(need, "authentication required: invalid username or password",
+		fmt.Errorf("%w: wrong password for %q", ErrBadCredentials, user))
 }
 
 func (c *HTPasswdController) refuse(need []Access, msg string, err error) *Error {
@@ -93,7 +117,7 @@ func (c *HTPasswdController) refuse(need []Access, msg string, err error) *Error
 // that has become unreadable or invalid is an error (the request fails
 // with 500 and the reason is logged) rather than a silent fallback to
 // stale users, who may have been removed on purpose.
-func (c *HTPasswdController) current() (map[string][]byte, []byte, error) {
+func (c *HTPasswdController) current() (map[string][]byte, [][]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	fi, err := os.Stat(c.opts.Path)
@@ -105,7 +129,7 @@ func (c *HTPasswdController) current() (map[string][]byte, []byte, error) {
 			return nil, nil, err
 		}
 	}
-	return c.users, c.dummy, nil
+	return c.users, c.dummies, nil
 }
 
 func (c *HTPasswdController) reload() error {
@@ -128,14 +152,19 @@ func (c *HTPasswdController) reloadLocked() error {
 	if err != nil {
 		return fmt.Errorf("auth.htpasswd.path: %w", err)
 	}
-	if c.dummy == nil || costOf(c.dummy) != maxCost {
-		// Random bytes: the dummy must match no password at all.
-		c.dummy, err = bcrypt.GenerateFromPassword([]byte(rand.Text()), maxCost)
-		if err != nil {
+	// The dummies are made once per cost and kept across reloads.
+	dummies := make([][]byte, maxCost+1)
+	for k := bcrypt.MinCost; k <= maxCost; k++ {
+		if k < len(c.dummies) {
+			dummies[k] = c.dummies[k]
+			continue
+		}
+		// A random password: a dummy must match no password at all.
+		if dummies[k], err = bcrypt.GenerateFromPassword([]byte(rand.Text()), k); err != nil {
 			return fmt.Errorf("auth.htpasswd.path: %w", err)
 		}
 	}
-	c.users, c.modTime, c.size = users, fi.ModTime(), fi.Size()
+	c.users, c.dummies, c.modTime, c.size = users, dummies, fi.ModTime(), fi.Size()
 	return nil
 }
 
@@ -150,8 +179,9 @@ func costOf(hash []byte) int {
 // parseHTPasswd reads "user:hash" lines; blank lines and # comments are
 // skipped. Only bcrypt hashes are accepted: htpasswd's other formats (MD5,
 // SHA-1, crypt, plain) are weak, and refusing them at load says which line
-// to fix instead of failing every login of that user. It also returns the
-// highest bcrypt cost seen, for the timing dummy.
+// to fix instead of failing every login of that user. So is a cost above
+// MaxHTPasswdCost. It also returns the highest bcrypt cost seen, for the
+// timing dummies.
 func parseHTPasswd(f *os.File, path string) (map[string][]byte, int, error) {
 	users := map[string][]byte{}
 	lineOf := map[string]int{}
@@ -172,6 +202,9 @@ func parseHTPasswd(f *os.File, path string) (map[string][]byte, int, error) {
 		cost, err := bcrypt.Cost([]byte(hash))
 		if err != nil || !bytes.HasPrefix([]byte(hash), []byte("$2")) {
 			return nil, 0, fmt.Errorf("%s:%d: user %q: the password hash is %s, but only bcrypt is supported: recreate it with htpasswd -B", path, n, user, hashKind(hash))
+		}
+		if cost > MaxHTPasswdCost {
+			return nil, 0, fmt.Errorf("%s:%d: user %q: bcrypt cost %d is above %d, the most regctl accepts (every failed login costs what the costliest entry costs): recreate it with htpasswd -B -C %d or lower", path, n, user, cost, MaxHTPasswdCost, MaxHTPasswdCost)
 		}
 		maxCost = max(maxCost, cost)
 		users[user], lineOf[user] = []byte(hash), n

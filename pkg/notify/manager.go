@@ -213,6 +213,8 @@ type Stats struct {
 	Dropped   int64            `json:"Dropped"`   // events lost: queue full, hand-off full, unreadable segment
 	Statuses  map[string]int64 `json:"Statuses"`  // failed attempts by status
 	QueueDir  string           `json:"queue"`
+	// LastError says why the last attempt failed, until one succeeds.
+	LastError string `json:"LastError,omitempty"`
 }
 
 // Stats reports every enabled endpoint, in config order.
@@ -240,6 +242,7 @@ type endpoint struct {
 	lastDropLog                                atomic.Int64 // unix nanoseconds
 	statusMu                                   sync.Mutex
 	statuses                                   map[string]int64
+	lastErr                                    string
 }
 
 func newEndpoint(ep distconfig.Endpoint, q *Queue, cfg Config) *endpoint {
@@ -249,7 +252,12 @@ func newEndpoint(ep distconfig.Endpoint, q *Queue, cfg Config) *endpoint {
 	}
 	e := &endpoint{
 		cfg: ep, q: q, in: make(chan []byte, cfg.Handoff),
-		client:     &http.Client{Timeout: timeout},
+		// Redirects are never followed: Go's client would send the
+		// endpoint's headers, secrets among them (X-Api-Key...), on to
+		// whatever host the Location names. A 3xx is a failed attempt.
+		client: &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
 		maxBackoff: max(cfg.MaxBackoff, ep.Backoff),
 		ignoreMT:   map[string]bool{}, ignoreAct: map[string]bool{},
 		safeURL:  RedactURL(ep.URL),
@@ -298,12 +306,13 @@ func (e *endpoint) stats() Stats {
 	for k, v := range e.statuses {
 		st[k] = v
 	}
+	lastErr := e.lastErr
 	e.statusMu.Unlock()
 	return Stats{
 		Name: e.cfg.Name, URL: e.safeURL, QueueDir: e.q.Dir(),
 		Pending: int64(e.q.Pending() + len(e.in)),
 		Events:  e.events.Load(), Successes: e.successes.Load(), Failures: e.failures.Load(),
-		Errors: e.errs.Load(), Dropped: e.dropped.Load(), Statuses: st,
+		Errors: e.errs.Load(), Dropped: e.dropped.Load(), Statuses: st, LastError: lastErr,
 	}
 }
 
@@ -371,8 +380,11 @@ func (e *endpoint) deliverLoop(ctx context.Context) {
 			}
 		}
 		status, err := e.post(ctx, evs)
-		if err == nil && status >= 200 && status < 300 {
+		if err == nil {
 			e.successes.Add(int64(len(evs)))
+			e.statusMu.Lock()
+			e.lastErr = ""
+			e.statusMu.Unlock()
 			if err := e.q.AckN(len(evs)); err != nil {
 				e.log.Warn("recording a delivery in the queue failed; events may be sent again", "err", err)
 			}
@@ -386,14 +398,17 @@ func (e *endpoint) deliverLoop(ctx context.Context) {
 			return // stopping: the event stays queued
 		}
 		attempt++
-		if err != nil {
+		if status == 0 {
 			e.errs.Add(1)
 		} else {
 			e.failures.Add(1)
-			e.statusMu.Lock()
-			e.statuses[strconv.Itoa(status)+" "+http.StatusText(status)]++
-			e.statusMu.Unlock()
 		}
+		e.statusMu.Lock()
+		if status != 0 {
+			e.statuses[strconv.Itoa(status)+" "+http.StatusText(status)]++
+		}
+		e.lastErr = errText(err)
+		e.statusMu.Unlock()
 		wait := retryWait(attempt, e.cfg.MaxRetries, e.cfg.Backoff)
 		if attempt == max(e.cfg.MaxRetries, 1) {
 			e.log.Warn("notification endpoint failing; events stay queued and are retried every backoff",
@@ -439,7 +454,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// post sends events in one envelope and returns the answer's status.
+// post sends events in one envelope. It returns the answer's status (0
+// when there is none) and, unless it is 2xx, an error saying why the
+// attempt failed.
 func (e *endpoint) post(ctx context.Context, evs [][]byte) (int, error) {
 	size := 14
 	for _, ev := range evs {
@@ -470,5 +487,22 @@ func (e *endpoint) post(ctx context.Context, evs [][]byte) (int, error) {
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return resp.StatusCode, nil
+	return resp.StatusCode, answerError(resp)
+}
+
+// answerError is nil for a 2xx answer and otherwise what the log and
+// the stats show of it. A redirect names its Location, resolved against
+// the endpoint URL, without credentials or query.
+func answerError(resp *http.Response) error {
+	st := resp.StatusCode
+	if st >= 200 && st < 300 {
+		return nil
+	}
+	if loc := resp.Header.Get("Location"); st >= 300 && st < 400 && loc != "" {
+		if u, err := resp.Location(); err == nil {
+			loc = u.String()
+		}
+		return fmt.Errorf("endpoint answered %d redirect to %s; redirects are not followed", st, RedactURL(loc))
+	}
+	return fmt.Errorf("endpoint answered %d %s", st, http.StatusText(st))
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"regctl/internal/testtools"
 	"regctl/pkg/distconfig"
 )
 
@@ -398,5 +400,95 @@ func TestQueuedEventsGoInBatches(t *testing.T) {
 	}
 	if st := m.Stats()[0]; st.Successes != int64(len(evs)) {
 		t.Errorf("successes = %d", st.Successes)
+	}
+}
+
+// TestRedirectsAreNotFollowed: an endpoint that answers with a redirect,
+// to another host or to itself, gets a failed attempt like any other
+// non-2xx answer. The target of the redirect receives nothing, so the
+// endpoint's secret headers never reach it, and the event stays queued.
+// The failure names the status and the Location, without its
+// credentials or query.
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	var elsewhere atomic.Int64 // requests that reached a redirect target
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		t.Errorf("the redirect was followed: %s %s with X-Api-Key %q", r.Method, r.URL, r.Header.Get("X-Api-Key"))
+	}))
+	t.Cleanup(other.Close)
+	// Another host name for the same machine: Go's client treats it as
+	// another host.
+	otherURL := strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+	if otherURL == other.URL {
+		t.Fatalf("cannot make another host name from %s", other.URL)
+	}
+	otherURL = strings.Replace(otherURL, "http://", "http://user:pw-in-location@", 1)
+
+	for _, c := range []struct {
+		name     string
+		status   int
+		location func(self string) string
+		want     func(self string) string
+	}{
+		{"302 to another host", http.StatusFound,
+			func(string) string { return otherURL + "/x?token=query-in-location" },
+			func(string) string {
+				return "endpoint answered 302 redirect to " + strings.Replace(other.URL, "127.0.0.1", "localhost", 1) + "/x; redirects are not followed"
+			}},
+		{"308 to another host", http.StatusPermanentRedirect,
+			func(string) string { return otherURL + "/y" },
+			func(string) string {
+				return "endpoint answered 308 redirect to " + strings.Replace(other.URL, "127.0.0.1", "localhost", 1) + "/y; redirects are not followed"
+			}},
+		{"307 to the same host", http.StatusTemporaryRedirect,
+			func(string) string { return "/moved" },
+			func(self string) string {
+				return "endpoint answered 307 redirect to " + self + "/moved; redirects are not followed"
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var self string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/moved" {
+					elsewhere.Add(1)
+					t.Errorf("the same-host redirect was followed: %s %s", r.Method, r.URL)
+					return
+				}
+				w.Header().Set("Location", c.location(self))
+				w.WriteHeader(c.status)
+			}))
+			t.Cleanup(srv.Close)
+			self = srv.URL
+			var logs testtools.SyncBuffer
+			ep := endpointCfg("ep", srv.URL+"/notify")
+			ep.Headers = map[string][]string{"X-Api-Key": {"s3cret-key"}}
+			m := startManager(t, Config{Endpoints: []distconfig.Endpoint{ep}, Dir: t.TempDir(),
+				Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+			m.Notify(pushEvent("r", 1))
+			waitFor(t, "the endpoint logged as failing", func() bool {
+				return elsewhere.Load() > 0 || strings.Contains(logs.String(), "notification endpoint failing")
+			})
+			if n := elsewhere.Load(); n != 0 {
+				t.Fatalf("%d requests reached the redirect target", n)
+			}
+			st := m.Stats()[0]
+			status := fmt.Sprint(c.status, " ", http.StatusText(c.status))
+			if st.Successes != 0 || st.Pending != 1 || st.Errors != 0 || st.Failures < 3 || st.Statuses[status] != st.Failures {
+				t.Errorf("stats = %+v, want failed attempts answered %s and the event still pending", st, status)
+			}
+			want := c.want(srv.URL)
+			if st.LastError != want {
+				t.Errorf("last error = %q\nwant        %q", st.LastError, want)
+			}
+			out := logs.String()
+			if !strings.Contains(out, want) {
+				t.Errorf("the log does not say %q:\n%s", want, out)
+			}
+			for _, secret := range []string{"pw-in-location", "query-in-location", "s3cret-key"} {
+				if strings.Contains(out+st.LastError, secret) {
+					t.Errorf("%q is shown:\n%s", secret, out)
+				}
+			}
+		})
 	}
 }
