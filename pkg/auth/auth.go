@@ -22,7 +22,6 @@
 package auth
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,6 +29,7 @@ import (
 	"slices"
 	"strings"
 
+	"regctl/pkg/ocierr"
 	"regctl/pkg/token"
 )
 
@@ -67,8 +67,8 @@ type Controller interface {
 
 // OCI error codes a refusal carries.
 const (
-	CodeUnauthorized = "UNAUTHORIZED"
-	CodeDenied       = "DENIED"
+	CodeUnauthorized = ocierr.CodeUnauthorized
+	CodeDenied       = ocierr.CodeDenied
 )
 
 // Causes of a refusal, for errors.Is on Error (and for logs).
@@ -144,27 +144,18 @@ func (e *Error) Unwrap() error { return e.Err }
 // Write sends the refusal: the WWW-Authenticate header and the OCI JSON
 // error envelope (headers only for HEAD).
 func (e *Error) Write(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("WWW-Authenticate", e.Challenge.String())
-	h.Set("Content-Type", "application/json")
-	h.Del("Content-Length")
-	w.WriteHeader(e.Status)
-	if r.Method == http.MethodHead {
-		return
-	}
-	_ = json.NewEncoder(w).Encode(e.Body())
+	w.Header().Set("WWW-Authenticate", e.Challenge.String())
+	ocierr.Write(w, r, e.OCI())
 }
 
-// Body is the OCI error envelope for the refusal.
-func (e *Error) Body() any {
-	type entry struct {
-		Code    string   `json:"code"`
-		Message string   `json:"message"`
-		Detail  []Access `json:"detail,omitempty"`
+// OCI is the refusal as an entry of the OCI error envelope, with the
+// access records the request needed as its detail.
+func (e *Error) OCI() *ocierr.Error {
+	oe := ocierr.New(e.Status, e.Code, e.Message)
+	if len(e.Need) > 0 {
+		oe.Detail = e.Need
 	}
-	return struct {
-		Errors []entry `json:"errors"`
-	}{[]entry{{e.Code, e.Message, e.Need}}}
+	return oe
 }
 
 // Route kinds, as the daemon's router names them.

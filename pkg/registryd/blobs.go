@@ -15,6 +15,7 @@ import (
 
 	"regctl/pkg/blobcache"
 	"regctl/pkg/notify"
+	"regctl/pkg/ocierr"
 	"regctl/pkg/storage"
 )
 
@@ -59,7 +60,7 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 	ranges, err := parseRange(r.Header.Get("Range"), size)
 	if err != nil {
 		h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
-		return newError(http.StatusRequestedRangeNotSatisfiable, CodeRangeInvalid, err.Error())
+		return ocierr.New(http.StatusRequestedRangeNotSatisfiable, CodeRangeInvalid, err.Error())
 	}
 
 	dataPath := storage.BlobDataPath(d)
@@ -156,7 +157,7 @@ func setBlobHeaders(h http.Header, d digest.Digest) {
 // other repositories may link it too.
 func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request, name, ref string) error {
 	if !s.opts.DeleteEnabled {
-		return newError(http.StatusMethodNotAllowed, CodeUnsupported, "deletes are disabled (storage.delete.enabled is false)")
+		return ocierr.New(http.StatusMethodNotAllowed, CodeUnsupported, "deletes are disabled (storage.delete.enabled is false)")
 	}
 	ctx := r.Context()
 	d, err := parseDigest(ref)

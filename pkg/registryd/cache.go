@@ -9,6 +9,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"regctl/pkg/blobcache"
+	"regctl/pkg/ocierr"
 	"regctl/pkg/storage"
 )
 
@@ -103,7 +104,7 @@ func (s *Server) invalidate(ctx context.Context, ks ...blobcache.Key) error {
 		return nil
 	}
 	if err := s.opts.Cache.Clear(ctx, ks...); err != nil {
-		return newError(http.StatusServiceUnavailable, codeUnavailable,
+		return ocierr.New(http.StatusServiceUnavailable, codeUnavailable,
 			fmt.Sprintf("the shared blob descriptor cache (redis) cannot be updated, so nothing was deleted; try again: %v", err))
 	}
 	return nil

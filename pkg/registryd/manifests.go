@@ -19,6 +19,7 @@ import (
 
 	"regctl/pkg/blobcache"
 	"regctl/pkg/notify"
+	"regctl/pkg/ocierr"
 	"regctl/pkg/storage"
 )
 
@@ -203,9 +204,9 @@ func (c *mediaTypeMemo) entry(body []byte) (memoEntry, error) {
 }
 
 func manifestInvalid(msg string, detail any) error {
-	e := newError(http.StatusBadRequest, CodeManifestInvalid, msg)
+	e := ocierr.New(http.StatusBadRequest, CodeManifestInvalid, msg)
 	if detail != nil {
-		e = e.withDetail(detail)
+		e = e.WithDetail(detail)
 	}
 	return e
 }
@@ -381,8 +382,8 @@ func (s *Server) checkReferences(ctx context.Context, repo string, m *manifestDo
 	if len(missing) > 1 {
 		detail["missing"] = missing
 	}
-	return newError(http.StatusBadRequest, CodeManifestBlobUnknown,
-		fmt.Sprintf("manifest references %d %s(s) unknown to this repository; push them first", len(missing), what)).withDetail(detail)
+	return ocierr.New(http.StatusBadRequest, CodeManifestBlobUnknown,
+		fmt.Sprintf("manifest references %d %s(s) unknown to this repository; push them first", len(missing), what)).WithDetail(detail)
 }
 
 // putManifest stores a pushed manifest by tag or by digest.
@@ -403,7 +404,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 		tag = ref
 	}
 
-	tooLarge := newError(http.StatusRequestEntityTooLarge, CodeSizeInvalid,
+	tooLarge := ocierr.New(http.StatusRequestEntityTooLarge, CodeSizeInvalid,
 		fmt.Sprintf("manifest larger than the %d bytes this registry accepts", maxManifestSize))
 	if r.ContentLength > maxManifestSize {
 		return tooLarge
@@ -422,8 +423,8 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 	if want != "" {
 		d = want.Algorithm().FromBytes(body)
 		if d != want {
-			return newError(http.StatusBadRequest, CodeDigestInvalid, "manifest digest does not match the reference").
-				withDetail(map[string]string{"reference": want.String(), "computed": d.String()})
+			return ocierr.New(http.StatusBadRequest, CodeDigestInvalid, "manifest digest does not match the reference").
+				WithDetail(map[string]string{"reference": want.String(), "computed": d.String()})
 		}
 	}
 
@@ -504,13 +505,13 @@ func (s *Server) tagManifest(ctx context.Context, name, tag string, d digest.Dig
 // NAME_UNKNOWN when the repository itself does not exist.
 func (s *Server) manifestUnknown(ctx context.Context, name, ref string) error {
 	if _, err := s.driver.Stat(ctx, storage.ManifestsDir(name)); errors.Is(err, storage.ErrNotFound) {
-		return newError(http.StatusNotFound, CodeNameUnknown, "repository name not known to registry").
-			withDetail(map[string]string{"name": name})
+		return ocierr.New(http.StatusNotFound, CodeNameUnknown, "repository name not known to registry").
+			WithDetail(map[string]string{"name": name})
 	} else if err != nil {
 		return err
 	}
-	return newError(http.StatusNotFound, CodeManifestUnknown, "manifest unknown to registry").
-		withDetail(map[string]string{"name": name, "reference": ref})
+	return ocierr.New(http.StatusNotFound, CodeManifestUnknown, "manifest unknown to registry").
+		WithDetail(map[string]string{"name": name, "reference": ref})
 }
 
 // resolveReference turns a tag or digest into the digest of a manifest
@@ -554,9 +555,9 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref s
 		s.log.Warn("serving unparsable manifest", "repository", name, "digest", d, "err", err)
 	}
 	if !accepts(r.Header.Values("Accept"), mt) {
-		return newError(http.StatusNotFound, CodeManifestUnknown,
+		return ocierr.New(http.StatusNotFound, CodeManifestUnknown,
 			fmt.Sprintf("the manifest exists as %s, which the client's Accept header does not list", mt)).
-			withDetail(map[string]string{"mediaType": mt, "digest": d.String()})
+			WithDetail(map[string]string{"mediaType": mt, "digest": d.String()})
 	}
 
 	h := w.Header()
@@ -642,7 +643,7 @@ func etagMatches(headers []string, etag string) bool {
 // pointing at it. Blob data stays for garbage collection to sweep.
 func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, name, ref string) error {
 	if !s.opts.DeleteEnabled {
-		return newError(http.StatusMethodNotAllowed, CodeUnsupported,
+		return ocierr.New(http.StatusMethodNotAllowed, CodeUnsupported,
 			"deletes are disabled on this registry (storage.delete.enabled)")
 	}
 	ctx := r.Context()

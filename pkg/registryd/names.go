@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"regctl/pkg/ocierr"
 )
 
 // maxNameLength is Distribution's limit on a repository name.
@@ -76,17 +78,17 @@ func validTag(tag string) bool {
 
 func checkName(name string) error {
 	if len(name) > maxNameLength {
-		return newError(http.StatusBadRequest, CodeNameInvalid, "repository name longer than 255 characters")
+		return ocierr.New(http.StatusBadRequest, CodeNameInvalid, "repository name longer than 255 characters")
 	}
 	if !validName(name) {
-		return newError(http.StatusBadRequest, CodeNameInvalid, "invalid repository name").withDetail(map[string]string{"name": name})
+		return ocierr.New(http.StatusBadRequest, CodeNameInvalid, "invalid repository name").WithDetail(map[string]string{"name": name})
 	}
 	return nil
 }
 
 func checkTag(tag string) error {
 	if !validTag(tag) {
-		return newError(http.StatusBadRequest, CodeTagInvalid, "invalid tag").withDetail(map[string]string{"tag": tag})
+		return ocierr.New(http.StatusBadRequest, CodeTagInvalid, "invalid tag").WithDetail(map[string]string{"tag": tag})
 	}
 	return nil
 }
@@ -98,7 +100,7 @@ func parseDigest(s string) (digest.Digest, error) {
 	}
 	d, err := digest.Parse(s)
 	if err != nil || (d.Algorithm() != digest.SHA256 && d.Algorithm() != digest.SHA512) {
-		return "", newError(http.StatusBadRequest, CodeDigestInvalid, "invalid or unsupported digest").withDetail(map[string]string{"digest": s})
+		return "", ocierr.New(http.StatusBadRequest, CodeDigestInvalid, "invalid or unsupported digest").WithDetail(map[string]string{"digest": s})
 	}
 	return d, nil
 }

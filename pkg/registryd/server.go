@@ -20,6 +20,7 @@ import (
 	"regctl/pkg/auth"
 	"regctl/pkg/blobcache"
 	"regctl/pkg/notify"
+	"regctl/pkg/ocierr"
 	"regctl/pkg/storage"
 )
 
@@ -234,7 +235,7 @@ type writeGate struct {
 
 // admitWrite counts a write request in, or refuses it with the 405 that
 // says why; done must be called when the request ends.
-func (s *Server) admitWrite() (done func(), refused *apiError) {
+func (s *Server) admitWrite() (done func(), refused *ocierr.Error) {
 	g := &s.writes
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -246,7 +247,7 @@ func (s *Server) admitWrite() (done func(), refused *apiError) {
 		why = append(why, "read-only maintenance: "+g.reason)
 	}
 	if len(why) > 0 {
-		return nil, newError(http.StatusMethodNotAllowed, CodeUnsupported,
+		return nil, ocierr.New(http.StatusMethodNotAllowed, CodeUnsupported,
 			strings.Join(why, "; ")+": pulls work, pushes and deletes are refused until it ends")
 	}
 	g.inFlight++
@@ -429,12 +430,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, info *requestInfo
 	path := r.URL.EscapedPath()
 	rt, ok := parseRoute(path)
 	if !ok {
-		s.writeError(w, r, newError(http.StatusNotFound, CodeNameUnknown, "no such API endpoint"))
+		s.writeError(w, r, ocierr.New(http.StatusNotFound, CodeNameUnknown, "no such API endpoint"))
 		return
 	}
 	info.route = RouteNames[rt.kind]
 	if s.opts.Unhealthy != nil && s.opts.Unhealthy() {
-		s.writeError(w, r, newError(http.StatusServiceUnavailable, CodeUnavailable,
+		s.writeError(w, r, ocierr.New(http.StatusServiceUnavailable, CodeUnavailable,
 			"service unavailable: a health check of this registry fails (see /debug/health on its debug address)"))
 		return
 	}
@@ -457,7 +458,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, info *requestInfo
 		defer done()
 	}
 	if err := s.dispatch(w, r, rt); err != nil {
-		var ae *apiError
+		var ae *ocierr.Error
 		if errors.As(err, &ae) && ae.Status == http.StatusMethodNotAllowed {
 			h.Set("Allow", s.allow(rt.kind, s.RefusesWrites()))
 		}
@@ -522,5 +523,5 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) erro
 			return s.getReferrers(w, r, rt.name, rt.ref)
 		}
 	}
-	return newError(http.StatusMethodNotAllowed, CodeUnsupported, "method "+m+" is not allowed here")
+	return ocierr.New(http.StatusMethodNotAllowed, CodeUnsupported, "method "+m+" is not allowed here")
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"regctl/pkg/ocierr"
 	"regctl/pkg/storage"
 )
 
@@ -34,8 +35,8 @@ func paginate(all []string, q url.Values, base string) (listPage, error) {
 	}
 	n, err := strconv.Atoi(q.Get("n"))
 	if err != nil || n < 0 {
-		return listPage{}, newError(http.StatusBadRequest, CodePaginationInvalid,
-			"the n parameter must be a non-negative integer").withDetail(map[string]string{"n": q.Get("n")})
+		return listPage{}, ocierr.New(http.StatusBadRequest, CodePaginationInvalid,
+			"the n parameter must be a non-negative integer").WithDetail(map[string]string{"n": q.Get("n")})
 	}
 	if n == 0 {
 		return listPage{items: []string{}}, nil
@@ -89,8 +90,8 @@ func (s *Server) listTags(ctx context.Context, name string) ([]string, error) {
 func (s *Server) getTags(w http.ResponseWriter, r *http.Request, name string) error {
 	ctx := r.Context()
 	if _, err := s.driver.Stat(ctx, storage.ManifestsDir(name)); errors.Is(err, storage.ErrNotFound) {
-		return newError(http.StatusNotFound, CodeNameUnknown, "repository name not known to registry").
-			withDetail(map[string]string{"name": name})
+		return ocierr.New(http.StatusNotFound, CodeNameUnknown, "repository name not known to registry").
+			WithDetail(map[string]string{"name": name})
 	} else if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"regctl/pkg/notify"
+	"regctl/pkg/ocierr"
 	"regctl/pkg/storage"
 )
 
@@ -59,7 +60,7 @@ func newUploadID() string {
 }
 
 func errUploadUnknown() error {
-	return newError(http.StatusNotFound, CodeBlobUploadUnknown, "blob upload unknown to registry")
+	return ocierr.New(http.StatusNotFound, CodeBlobUploadUnknown, "blob upload unknown to registry")
 }
 
 // startUpload answers POST /v2/<name>/blobs/uploads/: a mount, a
@@ -382,7 +383,7 @@ func (s *Server) appendChunk(w http.ResponseWriter, r *http.Request, repo, id st
 		}
 		length := end - start + 1
 		if expected >= 0 && expected != length {
-			return 0, nil, newError(http.StatusBadRequest, CodeSizeInvalid,
+			return 0, nil, ocierr.New(http.StatusBadRequest, CodeSizeInvalid,
 				fmt.Sprintf("Content-Length %d does not match Content-Range %s", expected, cr))
 		}
 		expected = length
@@ -439,7 +440,7 @@ func (s *Server) rangeInvalid(w http.ResponseWriter, r *http.Request, repo, id s
 	h.Set("Location", s.location(r, "/v2/"+repo+"/blobs/uploads/"+id))
 	h.Set("Range", uploadRange(size))
 	h.Set("Docker-Upload-UUID", id)
-	return newError(http.StatusRequestedRangeNotSatisfiable, CodeRangeInvalid, msg)
+	return ocierr.New(http.StatusRequestedRangeNotSatisfiable, CodeRangeInvalid, msg)
 }
 
 // uploadAccepted answers for an upload in progress (202 or 204).
@@ -611,8 +612,8 @@ func (s *Server) removeUpload(ctx context.Context, repo, id string) {
 }
 
 func digestMismatch(want, got digest.Digest) error {
-	return newError(http.StatusBadRequest, CodeDigestInvalid, "provided digest did not match uploaded content").
-		withDetail(map[string]string{"digest": want.String(), "computed": got.String()})
+	return ocierr.New(http.StatusBadRequest, CodeDigestInvalid, "provided digest did not match uploaded content").
+		WithDetail(map[string]string{"digest": want.String(), "computed": got.String()})
 }
 
 // parseContentRange reads a chunk's Content-Range: "start-end" as the
@@ -700,19 +701,19 @@ func copyBody(fw io.Writer, h hash.Hash, body io.Reader, expected int64) (int64,
 	}
 	switch {
 	case errors.Is(br.err, errBodyTooLong):
-		return n, newError(http.StatusBadRequest, CodeSizeInvalid, "request body is longer than Content-Length (or Content-Range)")
+		return n, ocierr.New(http.StatusBadRequest, CodeSizeInvalid, "request body is longer than Content-Length (or Content-Range)")
 	case errors.Is(br.err, errBodyShort), errors.Is(br.err, io.ErrUnexpectedEOF):
-		return n, newError(http.StatusBadRequest, CodeSizeInvalid,
+		return n, ocierr.New(http.StatusBadRequest, CodeSizeInvalid,
 			fmt.Sprintf("request body ended after %d bytes, before its declared length", n))
 	}
-	return n, newError(http.StatusBadRequest, CodeBlobUploadInvalid, "reading the request body: "+br.err.Error())
+	return n, ocierr.New(http.StatusBadRequest, CodeBlobUploadInvalid, "reading the request body: "+br.err.Error())
 }
 
 // discardBody reads the body of a request that takes none, so the
 // connection can be reused, and refuses one larger than maxIgnoredBody
 // instead of reading it all.
 func discardBody(r *http.Request) error {
-	tooBig := newError(http.StatusBadRequest, CodeBlobUploadInvalid,
+	tooBig := ocierr.New(http.StatusBadRequest, CodeBlobUploadInvalid,
 		"this request takes no body; to upload a blob in one request, POST it with ?digest=<digest>")
 	if r.ContentLength > maxIgnoredBody {
 		return tooBig
