@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -169,6 +170,7 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 		return gcFailure(err, ctx.Err() != nil && c.Context().Err() == nil, o.dryRun || res.Report == nil)
 	}
 	if o.json() {
+		o.noteProblems("registry-garbage-collect", "report.Problems", res.Report.Problems)
 		return p.JSON(res)
 	}
 	printGCReport(p, res.Report)
@@ -240,6 +242,33 @@ func printGCReport(p *ui.Printer, r *gc.Report) {
 	for _, pr := range r.Problems {
 		p.Line(ui.Warn, "problem", pr.String())
 	}
+}
+
+// noteProblems puts one line on stderr when a -o json run met problems
+// (listed in the JSON at key).
+// The JSON lists them, but it often goes to a file, and stderr is what an
+// admin running the command from cron is mailed. The line counts them by
+// kind and does not repeat them: each problem is shown once, in the
+// report (the text report lists them itself).
+func (o *rootOpts) noteProblems(command, key string, ps []gc.Problem) {
+	if len(ps) == 0 {
+		return
+	}
+	var kinds []string
+	count := map[string]int{}
+	for _, p := range ps {
+		if count[p.Kind] == 0 {
+			kinds = append(kinds, p.Kind)
+		}
+		count[p.Kind]++
+	}
+	slices.Sort(kinds)
+	for i, k := range kinds {
+		kinds[i] = fmt.Sprintf("%d %s", count[k], k)
+	}
+	msg := fmt.Sprintf("%s met %d problem(s) (%s); the JSON output lists them in %s",
+		command, len(ps), strings.Join(kinds, ", "), key)
+	fmt.Fprintln(o.stderr, ui.WarningText(o.stderr, o.noColor, msg))
 }
 
 func humanBytes(n int64) string {

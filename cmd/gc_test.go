@@ -133,3 +133,33 @@ func TestGCNeverFollowsSymlinks(t *testing.T) {
 	r = mustCode(t, 0, "registry-garbage-collect", "-m", "-d", storageConfig(t, root))
 	mustContain(t, "text", r.stdout, "symlinks:", "3, never followed", "repositories/evil")
 }
+
+// Each problem is shown once across stdout and stderr: in the text
+// report, or in the JSON with only a count of it on stderr (which is
+// what cron mails when the JSON goes to a file). The collector does not
+// log it as well.
+func TestGCReportsProblemsOnce(t *testing.T) {
+	config, _, _ := gcRoot(t)
+	link := "revisions/sha256/" + strings.Repeat("ab", 32) + "/link"
+	for _, args := range [][]string{
+		{"registry-garbage-collect", "-d", config},
+		{"registry-garbage-collect", "-d", "-v", config},
+		{"registry-garbage-collect", config},
+		{"-o", "json", "registry-garbage-collect", "-d", config},
+		{"-o", "json", "registry-garbage-collect", config},
+		{"registry-usage", config},
+		{"-o", "json", "registry-usage", config},
+	} {
+		t.Run(strings.Join(args[:len(args)-1], " "), func(t *testing.T) {
+			r := mustCode(t, 0, args...)
+			if n := strings.Count(r.stdout+r.stderr, link); n != 1 {
+				t.Errorf("the corrupt link is named %d times, want once:\n%s", n, r)
+			}
+			if args[0] != "-o" {
+				mustContain(t, "stdout", r.stdout, "corrupt-link: ")
+				return
+			}
+			mustContain(t, "stderr", r.stderr, "warning:", "1 problem(s) (1 corrupt-link)", "the JSON output lists them")
+		})
+	}
+}

@@ -93,6 +93,7 @@ func (o *usageOpts) run(c *cobra.Command, args []string) error {
 	}
 	p := o.printer()
 	if o.json() {
+		o.noteProblems("registry-usage", "problems", rep.Problems)
 		return p.JSON(res)
 	}
 	p.Title("registry-usage")

@@ -103,8 +103,9 @@ func (c *collector) problemLocked(p Problem) {
 		return
 	}
 	c.problemSeen[p] = true
+	// Not logged: the report carries every problem, and the caller shows
+	// it once (registry-garbage-collect and registry-usage print them).
 	c.problems = append(c.problems, p)
-	c.log.Warn("gc: "+p.Kind, "path", p.Path, "repository", p.Repository, "digest", p.Digest, "detail", p.Detail)
 }
 
 // symlink reports p, where the driver refused a symbolic link, when

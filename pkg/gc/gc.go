@@ -69,8 +69,8 @@ type Options struct {
 	// Workers bounds concurrent storage requests; 0 means 8 on the
 	// filesystem and 32 on S3.
 	Workers int
-	// Log receives a line per phase, per problem and (at debug) per
-	// deletion; nil discards.
+	// Log receives a line per phase and (at debug) per deletion; nil
+	// discards. Problems are not logged: they are in Report.Problems.
 	Log *slog.Logger
 	// Progress, when set, is called as each phase advances, from one
 	// goroutine at a time. total may grow during PhaseScan.
