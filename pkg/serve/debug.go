@@ -99,17 +99,12 @@ func (d *Daemon) vars() any {
 	return v
 }
 
-// checker is implemented by drivers that can test their backend (S3).
-type checker interface {
-	Check(ctx context.Context) error
-}
-
 // storageCheck is the health check of the storage: the driver's own
 // (S3 lists one key), or for the filesystem a look at the root folder.
 // A root that does not exist yet is fine (the first push creates it);
 // one that existed and is gone, is no folder or does not read, is down.
 func storageCheck(driver storage.Driver, st distconfig.Storage) func(context.Context) error {
-	if c, ok := driver.(checker); ok {
+	if c, ok := storage.As[storage.Checker](driver); ok {
 		return c.Check
 	}
 	root, _ := st.Params["rootdirectory"].(string)

@@ -840,3 +840,7 @@ func (d *Filesystem) walk(ctx context.Context, p string, fd int, fn func(FileInf
 	}
 	return nil
 }
+
+// LocalFolders marks the filesystem's folders as real and local (see
+// the LocalFolders interface).
+func (d *Filesystem) LocalFolders() {}
