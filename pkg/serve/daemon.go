@@ -329,7 +329,7 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 	if hcfg := d.cfg.Health.StorageDriver; hcfg.Enabled {
 		go d.health.Run(bg, debugserver.Check{
 			Name: "storagedriver_" + d.cfg.Storage.Driver, Interval: hcfg.Interval, Threshold: hcfg.Threshold,
-			Run: storageCheck(d.server.Driver(), d.cfg.Storage),
+			Run: storageCheck(d.server.Driver()),
 		})
 	}
 	if d.metrics != nil {

@@ -9,7 +9,8 @@ import "context"
 // the ones below.
 
 // Checker is implemented by drivers that can test their backend (S3
-// lists one key), for the health check.
+// lists one key, the filesystem looks at its root folder), for the
+// health check.
 type Checker interface {
 	Check(ctx context.Context) error
 }
@@ -108,6 +109,7 @@ var (
 	_ LocalFolders = (*Filesystem)(nil)
 	_ UnitDeleter  = (*Filesystem)(nil)
 	_ Opener       = (*Filesystem)(nil)
+	_ Checker      = (*Filesystem)(nil)
 	_ FlatKeyspace = (*S3)(nil)
 	_ Checker      = (*S3)(nil)
 	_ BatchDeleter = (*S3)(nil)
