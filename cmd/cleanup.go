@@ -24,6 +24,7 @@ import (
 	"regctl/pkg/maintenance"
 	"regctl/pkg/reconfigure"
 	"regctl/pkg/serve"
+	"regctl/pkg/storage"
 )
 
 type cleanupOpts struct {
@@ -127,7 +128,7 @@ func (o *cleanupOpts) run(c *cobra.Command, args []string) error {
 		// One cleanup or GC at a time on a storage. With --registry the
 		// storage is unknown, and nothing is locked.
 		log := slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		drv, err := serve.NewDriver(cfg.Storage)
+		drv, err := storage.Open(ctx, cfg.Storage.Driver, cfg.Storage.Params)
 		if err != nil {
 			return err
 		}

@@ -48,7 +48,7 @@ func (o *rootOpts) clusterDriver(config string) (storage.Driver, time.Duration, 
 	if err != nil {
 		return nil, 0, err
 	}
-	drv, err := serve.NewDriver(cfg.Storage)
+	drv, err := storage.Open(context.Background(), cfg.Storage.Driver, cfg.Storage.Params)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -150,7 +151,7 @@ func (o *rootOpts) openStorage(args []string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.drv, err = serve.NewDriver(t.cfg.Storage); err != nil {
+	if t.drv, err = storage.Open(context.Background(), t.cfg.Storage.Driver, t.cfg.Storage.Params); err != nil {
 		return nil, err
 	}
 	if s3, ok := t.drv.(*storage.S3); ok {

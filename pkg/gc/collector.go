@@ -22,9 +22,12 @@ type collector struct {
 	opts    Options
 	log     *slog.Logger
 	workers int
-	batch   BatchDeleter
-	lister  FileLister
-	prog    progress
+	batch   storage.BatchDeleter
+	lister  storage.FileLister
+	units   storage.UnitDeleter
+	// keyOrder: the driver walks one flat keyspace in key order.
+	keyOrder bool
+	prog     progress
 
 	mu          sync.Mutex // guards the scan's results and problems
 	repos       []*repo
@@ -66,9 +69,10 @@ func newCollector(drv storage.Driver, opts Options) *collector {
 		links:       map[string]linkRead{},
 		linkMD5:     map[string]string{},
 		prefetched:  map[digest.Digest]*prefetchRead{},
-		layout:      drv.Name() == "filesystem",
 		rep:         &Report{DryRun: opts.DryRun},
 	}
+	_, c.layout = storage.As[storage.LocalFolders](drv)
+	_, c.keyOrder = storage.As[storage.FlatKeyspace](drv)
 	c.prog.fn = opts.Progress
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -77,17 +81,20 @@ func newCollector(drv storage.Driver, opts Options) *collector {
 		// S3 requests wait on the network: many in flight hide it. On
 		// a disk, more than a few only queue.
 		c.workers = 8
-		if drv.Name() == "s3" {
+		if c.keyOrder {
 			c.workers = 32
 		}
 	}
 	// Batches name the files the scan saw; the layout scan does not see
 	// every file of a folder, so it deletes folders one by one.
-	if b, ok := drv.(BatchDeleter); ok && !c.layout {
+	if b, ok := storage.As[storage.BatchDeleter](drv); ok && !c.layout {
 		c.batch = b
 	}
-	if l, ok := drv.(FileLister); ok && !c.layout {
+	if l, ok := storage.As[storage.FileLister](drv); ok && !c.layout {
 		c.lister = l
+	}
+	if u, ok := storage.As[storage.UnitDeleter](drv); ok && c.batch == nil {
+		c.units = u
 	}
 	return c
 }
@@ -169,7 +176,7 @@ func (c *collector) load(ctx context.Context) error {
 	if err := c.scan(ctx); err != nil {
 		return phaseErr(PhaseScan, err)
 	}
-	sortRepos(c.repos, c.drv.Name())
+	sortRepos(c.repos, c.keyOrder)
 	for _, r := range c.repos {
 		if r.orphan {
 			c.rep.OrphanRepositories++

@@ -172,31 +172,14 @@ type Report struct {
 	Duration time.Duration
 }
 
-// BatchDeleter is what Run wants from drivers that can delete many files
-// in one request (S3's DeleteObjects: 1000 keys a call). Run checks for it
-// on the driver it is given and falls back to one Delete per file.
-type BatchDeleter interface {
-	// DeleteMany removes the files at paths (files, never folders:
-	// Run names every file itself) in as few requests as it can. Paths
-	// already gone are not errors; any other failure is returned,
-	// naming the paths that are left.
-	DeleteMany(ctx context.Context, paths []string) error
-}
-
-// FileLister is what Run wants from drivers with flat listings (S3's
-// ListObjectsV2 without a delimiter, 1000 keys a request): every file
-// below a folder, with its MD5 when the listing carries it (an S3 ETag
-// is the MD5 of an object written in one PUT, unless it is encrypted
-// with SSE-KMS). Run learns most link files' contents from the MD5
-// instead of reading them: a link holds a digest it can guess (the one
-// its path names; for a tag, one of the repository's manifests). Run
-// checks for it on the driver and falls back to Walk and GetContent.
-type FileLister interface {
-	// ListFiles calls fn for each file below folder p, folders
-	// excluded, in any order; md5 is the content's MD5 in lowercase
-	// hex, or "" when unknown. A missing folder lists nothing.
-	ListFiles(ctx context.Context, p string, fn func(fi storage.FileInfo, md5 string) error) error
-}
+// Run uses the driver's optional capabilities (found with storage.As):
+// a storage.LocalFolders driver is read by its layout (layout.go) and
+// swept with storage.UnitDeleter; on others a storage.FileLister gives
+// most link files' contents from their MD5 instead of reading them (a
+// link holds a digest it can guess: the one its path names; for a tag,
+// one of the repository's manifests), and a storage.BatchDeleter deletes
+// many files a request. Without them it falls back to Walk, GetContent
+// and one Delete per file.
 
 // Run collects garbage on drv. On an error or a cancelled ctx it stops
 // and returns what it did so far with the error; deleting only ever in

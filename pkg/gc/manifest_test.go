@@ -97,7 +97,7 @@ func TestRepoOrder(t *testing.T) {
 		for _, n := range names {
 			rs = append(rs, &repo{name: n})
 		}
-		sortRepos(rs, driver)
+		sortRepos(rs, driver == "s3")
 		var out []string
 		for _, r := range rs {
 			out = append(out, r.name)

@@ -12,12 +12,13 @@ import (
 //
 // The filesystem driver walks folder by folder, each sorted by name, so
 // "a" and everything below it come before "a-b": compare the paths to
-// each "_manifests" folder component by component. The S3 driver walks
-// one flat listing in key order, where "a-b/..." comes before "a/...":
-// compare the keys of the "_manifests/" prefixes byte by byte.
-func sortRepos(repos []*repo, driver string) {
+// each "_manifests" folder component by component. A flat keyspace
+// (storage.FlatKeyspace: S3) walks one listing in key order, where
+// "a-b/..." comes before "a/...": compare the keys of the "_manifests/"
+// prefixes byte by byte.
+func sortRepos(repos []*repo, keyOrder bool) {
 	key := func(r *repo) string { return r.name + "/_manifests/" }
-	if driver == "s3" {
+	if keyOrder {
 		slices.SortFunc(repos, func(a, b *repo) int { return strings.Compare(key(a), key(b)) })
 		return
 	}

@@ -147,8 +147,8 @@ func (c *collector) sweep(ctx context.Context, phase Phase, stages ...[]deletion
 			continue
 		}
 		var err error
-		if ud, ok := c.drv.(unitDeleter); ok && c.batch == nil {
-			err = c.sweepUnits(ctx, ud, stage, done)
+		if c.units != nil {
+			err = c.sweepUnits(ctx, stage, done)
 		} else if c.batch != nil {
 			err = c.sweepBatched(ctx, stage, done)
 		} else {
@@ -197,20 +197,13 @@ func (c *collector) sweepBatched(ctx context.Context, stage []deletion, done fun
 	})
 }
 
-// unitDeleter is what Run uses on the filesystem (storage.Filesystem):
-// Delete for many folders at once, in fewer system calls, given the
-// files the scan expects in each.
-type unitDeleter interface {
-	DeleteUnits(ctx context.Context, units []storage.Unit) error
-}
-
 // unitChunk is how many deletions one DeleteUnits call makes. Deletions
 // are sorted, so a chunk's units mostly share their parent folder,
 // which DeleteUnits then tries to prune once.
 const unitChunk = 128
 
 // sweepUnits deletes a stage a chunk per call, several calls at once.
-func (c *collector) sweepUnits(ctx context.Context, ud unitDeleter, stage []deletion, done func([]deletion)) error {
+func (c *collector) sweepUnits(ctx context.Context, stage []deletion, done func([]deletion)) error {
 	chunks := (len(stage) + unitChunk - 1) / unitChunk
 	return forEach(ctx, c.workers, chunks, func(ctx context.Context, i int) error {
 		chunk := stage[i*unitChunk : min((i+1)*unitChunk, len(stage))]
@@ -218,7 +211,7 @@ func (c *collector) sweepUnits(ctx context.Context, ud unitDeleter, stage []dele
 		for j, d := range chunk {
 			units[j] = storage.Unit{Path: d.Path, Files: d.files}
 		}
-		if err := ud.DeleteUnits(ctx, units); err != nil {
+		if err := c.units.DeleteUnits(ctx, units); err != nil {
 			return fmt.Errorf("deleting: %w", err)
 		}
 		done(chunk)

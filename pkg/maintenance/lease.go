@@ -159,7 +159,7 @@ func Acquire(ctx context.Context, drv storage.Driver, holder, reason string, ttl
 // acquireAt is Acquire of the lock object at p, called what in errors:
 // the same protocol serves the maintenance lease and the run lock.
 func acquireAt(ctx context.Context, drv storage.Driver, p, what, holder, reason string, ttl time.Duration) (*Lease, error) {
-	ec, ok := drv.(storage.ExclusiveCreator)
+	ec, ok := storage.As[storage.ExclusiveCreator](drv)
 	if !ok {
 		return nil, fmt.Errorf("%s: the %s driver cannot create files exclusively", what, drv.Name())
 	}

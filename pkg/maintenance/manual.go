@@ -46,7 +46,7 @@ var ErrNotManual = errors.New("the maintenance lease belongs to a running job")
 // A job's lease (garbage collection, a cutover) is refused unless force
 // is set: the nodes would take writes while the job may still delete.
 func ReleaseManual(ctx context.Context, drv storage.Driver, force bool) (*LeaseInfo, error) {
-	ec, ok := drv.(storage.ExclusiveCreator)
+	ec, ok := storage.As[storage.ExclusiveCreator](drv)
 	if !ok {
 		return nil, fmt.Errorf("maintenance lease: the %s driver cannot create files exclusively", drv.Name())
 	}

@@ -49,7 +49,7 @@ func runLockFile(st distconfig.Storage) (string, bool) {
 	}
 	root, _ := st.Params["rootdirectory"].(string)
 	if root == "" {
-		root = "/var/lib/registry" // Distribution's default
+		root = storage.DefaultFilesystemRoot
 	}
 	return filepath.Join(root, ".regctl-run.lock"), true
 }

@@ -28,7 +28,7 @@ func TestTimedFilesystemIsADriver(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := m.Driver(fs)
-		if _, ok := d.(*timedFilesystem); !ok {
+		if _, ok := d.(*timed); !ok {
 			t.Fatalf("filesystem driver not timed: %T", d)
 		}
 		return d
@@ -145,10 +145,14 @@ func TestCountersMoveWithTraffic(t *testing.T) {
 	}
 }
 
-func TestOtherDriversAreNotWrapped(t *testing.T) {
+func TestOtherDriversAreTimedToo(t *testing.T) {
 	var d storage.Driver = plainDriver{}
-	if got := New().Driver(d); got != d {
-		t.Errorf("a driver of another shape was wrapped: %T", got)
+	got := New().Driver(d)
+	if _, ok := got.(*timed); !ok {
+		t.Fatalf("a driver with no optional interface was not timed: %T", got)
+	}
+	if diff := capabilityDiff(d, got); diff != "" {
+		t.Error(diff)
 	}
 }
 

@@ -13,28 +13,17 @@ import (
 )
 
 // Driver returns d with its operations timed into
-// registry_storage_action_seconds. The callers of a driver look for
-// optional interfaces (Opener, Redirector, ExclusiveCreator, a health
-// Check), so the wrapper has exactly those d has: the two shapes regctl's
-// drivers come in. Any other driver is returned as it is, untimed,
-// rather than with a different set of abilities.
+// registry_storage_action_seconds.
+//
+// The wrapper has no fixed set of optional interfaces, so it never
+// claims one d lacks nor hides one d has: callers find capabilities with
+// storage.As, which asks the wrapper (Capability) and then the driver it
+// wraps (Unwrap). Capability hands out a timed version of each
+// capability the wrapper knows and d has; any other capability of d,
+// markers included, As finds on d itself, untimed. A type assertion on
+// the wrapper finds no capability at all.
 func (m *Metrics) Driver(d storage.Driver) storage.Driver {
-	_, open := d.(storage.Opener)
-	_, redirect := d.(storage.Redirector)
-	_, excl := d.(storage.ExclusiveCreator)
-	_, check := d.(healthChecker)
-	t := &timed{d: d, m: m.storageOps, driver: d.Name()}
-	switch {
-	case open && excl && !redirect && !check:
-		return &timedFilesystem{t}
-	case redirect && excl && check && !open:
-		return &timedS3{t}
-	}
-	return d
-}
-
-type healthChecker interface {
-	Check(ctx context.Context) error
+	return &timed{d: d, m: m.storageOps, driver: d.Name()}
 }
 
 // timed wraps every storage.Driver method.
@@ -53,6 +42,14 @@ func (t *timed) observe(action string, start time.Time, err error) {
 		outcome = "error"
 	}
 	t.m.WithLabelValues(t.driver, action, outcome).Observe(time.Since(start).Seconds())
+}
+
+// timeErr runs f, timed as action.
+func (t *timed) timeErr(action string, f func() error) error {
+	start := time.Now()
+	err := f()
+	t.observe(action, start, err)
+	return err
 }
 
 func (t *timed) Name() string { return t.d.Name() }
@@ -124,44 +121,113 @@ func (t *timed) Walk(ctx context.Context, p string, fn func(storage.FileInfo) er
 	return err
 }
 
-func (t *timed) CreateExclusive(ctx context.Context, p string, content []byte) error {
-	start := time.Now()
-	err := t.d.(storage.ExclusiveCreator).CreateExclusive(ctx, p, content)
-	t.observe("CreateExclusive", start, err)
-	return err
+// Unwrap is the driver timed, where storage.As looks for the
+// capabilities the wrapper does not time.
+func (t *timed) Unwrap() storage.Driver { return t.d }
+
+// Capability sets *target to a timed version of the capability it
+// points at, when the wrapped driver has it. Each capability is offered
+// on its own, so every combination the driver has is kept.
+func (t *timed) Capability(target any) bool {
+	switch p := target.(type) {
+	case *storage.Opener:
+		return offer(t, p, func(c storage.Opener) storage.Opener { return timedOpener{t, c} })
+	case *storage.Redirector:
+		return offer(t, p, func(c storage.Redirector) storage.Redirector { return timedRedirector{t, c} })
+	case *storage.ExclusiveCreator:
+		return offer(t, p, func(c storage.ExclusiveCreator) storage.ExclusiveCreator { return timedExclusive{t, c} })
+	case *storage.Checker:
+		return offer(t, p, func(c storage.Checker) storage.Checker { return timedChecker{t, c} })
+	case *storage.BatchDeleter:
+		return offer(t, p, func(c storage.BatchDeleter) storage.BatchDeleter { return timedBatchDeleter{t, c} })
+	case *storage.FileLister:
+		return offer(t, p, func(c storage.FileLister) storage.FileLister { return timedFileLister{t, c} })
+	case *storage.UnitDeleter:
+		return offer(t, p, func(c storage.UnitDeleter) storage.UnitDeleter { return timedUnitDeleter{t, c} })
+	}
+	return false
 }
 
-// timedFilesystem is a timed driver that opens files for seeking.
-type timedFilesystem struct{ *timed }
+// offer sets *p to the timed capability when t's driver has it.
+func offer[T any](t *timed, p *T, wrap func(T) T) bool {
+	c, ok := storage.As[T](t.d)
+	if ok {
+		*p = wrap(c)
+	}
+	return ok
+}
 
-func (t *timedFilesystem) Open(ctx context.Context, p string) (storage.SeekableFile, storage.FileInfo, error) {
+type timedOpener struct {
+	t *timed
+	c storage.Opener
+}
+
+func (o timedOpener) Open(ctx context.Context, p string) (storage.SeekableFile, storage.FileInfo, error) {
 	start := time.Now()
-	f, fi, err := t.d.(storage.Opener).Open(ctx, p)
-	t.observe("Open", start, err)
+	f, fi, err := o.c.Open(ctx, p)
+	o.t.observe("Open", start, err)
 	return f, fi, err
 }
 
-// timedS3 is a timed driver that redirects and checks its bucket.
-type timedS3 struct{ *timed }
+type timedRedirector struct {
+	t *timed
+	c storage.Redirector
+}
 
-func (t *timedS3) RedirectURL(r *http.Request, p string) (string, error) {
+func (r timedRedirector) RedirectURL(req *http.Request, p string) (string, error) {
 	start := time.Now()
-	u, err := t.d.(storage.Redirector).RedirectURL(r, p)
-	t.observe("RedirectURL", start, err)
+	u, err := r.c.RedirectURL(req, p)
+	r.t.observe("RedirectURL", start, err)
 	return u, err
 }
 
-func (t *timedS3) Check(ctx context.Context) error {
-	start := time.Now()
-	err := t.d.(healthChecker).Check(ctx)
-	t.observe("Check", start, err)
-	return err
+type timedExclusive struct {
+	t *timed
+	c storage.ExclusiveCreator
+}
+
+func (e timedExclusive) CreateExclusive(ctx context.Context, p string, content []byte) error {
+	return e.t.timeErr("CreateExclusive", func() error { return e.c.CreateExclusive(ctx, p, content) })
+}
+
+type timedChecker struct {
+	t *timed
+	c storage.Checker
+}
+
+func (c timedChecker) Check(ctx context.Context) error {
+	return c.t.timeErr("Check", func() error { return c.c.Check(ctx) })
+}
+
+type timedBatchDeleter struct {
+	t *timed
+	c storage.BatchDeleter
+}
+
+func (b timedBatchDeleter) DeleteMany(ctx context.Context, paths []string) error {
+	return b.t.timeErr("DeleteMany", func() error { return b.c.DeleteMany(ctx, paths) })
+}
+
+// timedFileLister times a whole listing, as Walk is timed.
+type timedFileLister struct {
+	t *timed
+	c storage.FileLister
+}
+
+func (l timedFileLister) ListFiles(ctx context.Context, p string, fn func(storage.FileInfo, string) error) error {
+	return l.t.timeErr("ListFiles", func() error { return l.c.ListFiles(ctx, p, fn) })
+}
+
+type timedUnitDeleter struct {
+	t *timed
+	c storage.UnitDeleter
+}
+
+func (u timedUnitDeleter) DeleteUnits(ctx context.Context, units []storage.Unit) error {
+	return u.t.timeErr("DeleteUnits", func() error { return u.c.DeleteUnits(ctx, units) })
 }
 
 var (
-	_ storage.Opener           = (*timedFilesystem)(nil)
-	_ storage.ExclusiveCreator = (*timedFilesystem)(nil)
-	_ storage.Redirector       = (*timedS3)(nil)
-	_ storage.ExclusiveCreator = (*timedS3)(nil)
-	_ healthChecker            = (*timedS3)(nil)
+	_ storage.Unwrapper         = (*timed)(nil)
+	_ storage.CapabilityWrapper = (*timed)(nil)
 )

@@ -64,7 +64,7 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 	}
 
 	dataPath := storage.BlobDataPath(d)
-	if rd, ok := s.driver.(storage.Redirector); ok && !s.opts.RedirectDisabled {
+	if rd, ok := storage.As[storage.Redirector](s.driver); ok && !s.opts.RedirectDisabled {
 		u, err := rd.RedirectURL(r, dataPath)
 		if err == nil && u != "" {
 			h.Set("Location", u)
@@ -80,7 +80,7 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 		ranges = nil // the client's copy is another blob: send it all
 	}
 
-	if op, ok := s.driver.(storage.Opener); ok {
+	if op, ok := storage.As[storage.Opener](s.driver); ok {
 		f, _, err := op.Open(ctx, dataPath)
 		if err != nil {
 			return notFound(err, http.StatusNotFound, CodeBlobUnknown, "blob unknown to registry")

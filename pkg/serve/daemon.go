@@ -68,7 +68,7 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 	if err := refuseUnsupported(cfg, log); err != nil {
 		return nil, err
 	}
-	driver, err := NewDriver(cfg.Storage)
+	driver, err := storage.Open(context.Background(), cfg.Storage.Driver, cfg.Storage.Params)
 	if err != nil {
 		return nil, err
 	}
@@ -159,27 +159,6 @@ func (d *Daemon) version() string {
 		return bi.Main.Version
 	}
 	return ""
-}
-
-// NewDriver opens the storage driver a config names.
-func NewDriver(st distconfig.Storage) (storage.Driver, error) {
-	switch st.Driver {
-	case "filesystem":
-		root, _ := st.Params["rootdirectory"].(string)
-		if root == "" {
-			root = "/var/lib/registry" // Distribution's default
-		}
-		return storage.NewFilesystem(root)
-	case "s3":
-		// NewS3 checks the bucket, bounded by its own timeout.
-		d, err := storage.NewS3(context.Background(), st.Params)
-		if err != nil {
-			return nil, err // not a typed nil in the interface
-		}
-		return d, nil
-	default:
-		return nil, fmt.Errorf("storage.%s: regctl serve supports the filesystem and s3 drivers; use CNCF Distribution for %q", st.Driver, st.Driver)
-	}
 }
 
 // refuseUnsupported fails closed on protection settings regctl does not
@@ -350,7 +329,7 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string)) error {
 	if hcfg := d.cfg.Health.StorageDriver; hcfg.Enabled {
 		go d.health.Run(bg, debugserver.Check{
 			Name: "storagedriver_" + d.cfg.Storage.Driver, Interval: hcfg.Interval, Threshold: hcfg.Threshold,
-			Run: storageCheck(d.server.Driver(), d.cfg.Storage),
+			Run: storageCheck(d.server.Driver()),
 		})
 	}
 	if d.metrics != nil {

@@ -3,16 +3,9 @@ package serve
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"regctl/pkg/debugserver"
-	"regctl/pkg/distconfig"
 	"regctl/pkg/gcreport"
 	"regctl/pkg/metrics"
 	"regctl/pkg/notify"
@@ -99,54 +92,18 @@ func (d *Daemon) vars() any {
 	return v
 }
 
-// checker is implemented by drivers that can test their backend (S3).
-type checker interface {
-	Check(ctx context.Context) error
-}
-
 // storageCheck is the health check of the storage: the driver's own
-// (S3 lists one key), or for the filesystem a look at the root folder.
-// A root that does not exist yet is fine (the first push creates it);
-// one that existed and is gone, is no folder or does not read, is down.
-func storageCheck(driver storage.Driver, st distconfig.Storage) func(context.Context) error {
-	if c, ok := driver.(checker); ok {
+// (S3 lists one key, the filesystem looks at its root folder), or a
+// Stat of the root, where a root that does not exist yet is fine.
+func storageCheck(driver storage.Driver) func(context.Context) error {
+	if c, ok := storage.As[storage.Checker](driver); ok {
 		return c.Check
 	}
-	root, _ := st.Params["rootdirectory"].(string)
-	if st.Driver != "filesystem" || root == "" {
-		return func(ctx context.Context) error {
-			_, err := driver.Stat(ctx, "/")
-			if errors.Is(err, storage.ErrNotFound) {
-				return nil
-			}
-			return err
-		}
-	}
-	if abs, err := filepath.Abs(root); err == nil {
-		root = abs
-	}
-	var seen atomic.Bool
 	return func(ctx context.Context) error {
-		fi, err := os.Stat(root)
-		switch {
-		case errors.Is(err, fs.ErrNotExist) && !seen.Load():
+		_, err := driver.Stat(ctx, "/")
+		if errors.Is(err, storage.ErrNotFound) {
 			return nil
-		case errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("storage.filesystem.rootdirectory %s is gone", root)
-		case err != nil:
-			return fmt.Errorf("storage.filesystem.rootdirectory: %w", err)
-		case !fi.IsDir():
-			return fmt.Errorf("storage.filesystem.rootdirectory %s is not a folder", root)
 		}
-		f, err := os.Open(root)
-		if err != nil {
-			return fmt.Errorf("storage.filesystem.rootdirectory: %w", err)
-		}
-		defer f.Close()
-		if _, err := f.Readdirnames(1); err != nil && err != io.EOF {
-			return fmt.Errorf("storage.filesystem.rootdirectory: %w", err)
-		}
-		seen.Store(true)
-		return nil
+		return err
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
-	"regctl/pkg/serve"
 	"regctl/pkg/storage"
 )
 
@@ -148,7 +147,7 @@ func (s *Service) storageState(ctx context.Context, cfg *distconfig.Config, res 
 	}
 }
 
-// openStorage opens the driver, giving up with ctx: NewDriver's S3 check
+// openStorage opens the driver, giving up with ctx: storage.Open's S3 check
 // has a timeout of its own, but status should not wait for it.
 func openStorage(ctx context.Context, st distconfig.Storage) (storage.Driver, error) {
 	type opened struct {
@@ -157,7 +156,7 @@ func openStorage(ctx context.Context, st distconfig.Storage) (storage.Driver, er
 	}
 	c := make(chan opened, 1)
 	go func() {
-		d, err := serve.NewDriver(st)
+		d, err := storage.Open(context.Background(), st.Driver, st.Params)
 		c <- opened{d, err}
 	}()
 	select {

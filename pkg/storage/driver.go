@@ -1,6 +1,8 @@
 // Package storage is the storage driver interface shared by the registry
-// daemon, garbage collection and migration, with a filesystem driver and
-// the CNCF Distribution v2 path layout (see layout.go).
+// daemon, garbage collection and migration, with the filesystem and S3
+// drivers, opened by name with Open (factory.go), their optional
+// capabilities, found with As (capability.go), and the CNCF Distribution
+// v2 path layout (see layout.go).
 //
 // Paths are driver paths: absolute, slash-separated, rooted at the
 // driver's root ("/docker/registry/v2/blobs/..."), as in Distribution, so

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,10 +51,13 @@ var (
 // on-disk layout: driver path p is the file rootDir+p. It never follows
 // a symbolic link below its root (see fsroot.go): a path that is, or
 // goes through, one fails with ErrSymlink, and Walk reports the link
-// without going below it. Besides the open root it holds no state, so
-// it is safe for concurrent use; atomicity comes from rename(2).
+// without going below it. Besides the open root and whether Check has
+// seen it, it holds no state, so it is safe for concurrent use;
+// atomicity comes from rename(2).
 type Filesystem struct {
 	dir heldRoot
+	// seen: Check found the root once, so its absence now is an outage.
+	seen atomic.Bool
 }
 
 // NewFilesystem returns a driver rooted at rootDir. The folder need not
@@ -840,3 +844,7 @@ func (d *Filesystem) walk(ctx context.Context, p string, fd int, fn func(FileInf
 	}
 	return nil
 }
+
+// LocalFolders marks the filesystem's folders as real and local (see
+// the LocalFolders interface).
+func (d *Filesystem) LocalFolders() {}

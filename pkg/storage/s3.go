@@ -694,3 +694,7 @@ func validBucketName(b string) bool {
 	first, last := b[0], b[len(b)-1]
 	return first != '.' && first != '-' && last != '.' && last != '-'
 }
+
+// FlatKeyspace marks S3 as one flat keyspace behind the network (see
+// the FlatKeyspace interface).
+func (d *S3) FlatKeyspace() {}

@@ -173,7 +173,7 @@ func testInvalidPaths(t *testing.T, d storage.Driver) {
 		check("Move to", d.Move(ctx, "/ok", p))
 		check("Delete", d.Delete(ctx, p))
 		check("Walk", d.Walk(ctx, p, func(storage.FileInfo) error { return nil }))
-		if o, ok := d.(storage.Opener); ok {
+		if o, ok := storage.As[storage.Opener](d); ok {
 			_, _, err = o.Open(ctx, p)
 			check("Open", err)
 		}
@@ -905,7 +905,7 @@ func testConcurrentWriteDelete(t *testing.T, d storage.Driver) {
 }
 
 func testOpener(t *testing.T, d storage.Driver) {
-	o, ok := d.(storage.Opener)
+	o, ok := storage.As[storage.Opener](d)
 	if !ok {
 		t.Skipf("%s does not implement storage.Opener", d.Name())
 	}

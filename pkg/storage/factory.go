@@ -1,0 +1,84 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Factory opens a driver from the parameters of its section in
+// config.yml (storage.<name>). Errors name the key at fault.
+type Factory func(ctx context.Context, params map[string]any) (Driver, error)
+
+var (
+	factoriesMu sync.RWMutex
+	factories   = map[string]Factory{}
+)
+
+// Register makes a driver available to Open under name, as in
+// Distribution's driver factory. Drivers register from an init function;
+// registering a name twice panics.
+func Register(name string, f Factory) {
+	factoriesMu.Lock()
+	defer factoriesMu.Unlock()
+	if f == nil {
+		panic("storage: Register " + name + " with a nil factory")
+	}
+	if _, dup := factories[name]; dup {
+		panic("storage: Register called twice for driver " + name)
+	}
+	factories[name] = f
+}
+
+// Drivers lists the registered driver names, sorted.
+func Drivers() []string {
+	factoriesMu.RLock()
+	defer factoriesMu.RUnlock()
+	names := make([]string, 0, len(factories))
+	for n := range factories {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Open opens the driver registered as name with its config.yml
+// parameters. A name no driver registered is an error naming the key.
+func Open(ctx context.Context, name string, params map[string]any) (Driver, error) {
+	factoriesMu.RLock()
+	f, ok := factories[name]
+	factoriesMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("storage.%s: regctl supports the %s drivers; use CNCF Distribution for %q",
+			name, strings.Join(Drivers(), " and "), name)
+	}
+	return f(ctx, params)
+}
+
+// DefaultFilesystemRoot is the filesystem driver's root when
+// storage.filesystem.rootdirectory is not set, as in Distribution.
+const DefaultFilesystemRoot = "/var/lib/registry"
+
+func init() {
+	Register("filesystem", func(_ context.Context, params map[string]any) (Driver, error) {
+		root, _ := params["rootdirectory"].(string)
+		if root == "" {
+			root = DefaultFilesystemRoot
+		}
+		d, err := NewFilesystem(root)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return d, nil
+	})
+	Register("s3", func(ctx context.Context, params map[string]any) (Driver, error) {
+		// NewS3 checks the bucket, bounded by its own timeout.
+		d, err := NewS3(ctx, params)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return d, nil
+	})
+}
