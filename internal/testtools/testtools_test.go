@@ -155,3 +155,45 @@ func TestOneReaderOfCI(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadmeLayoutListsEveryPackage keeps the README's Layout section
+// complete: every folder that holds Go code has its line there.
+func TestReadmeLayoutListsEveryPackage(t *testing.T) {
+	root := RepoRoot(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(readme), "\n## Layout\n")
+	if !ok {
+		t.Fatal("README.md has no ## Layout section")
+	}
+	_, block, _ := strings.Cut(layout, "```\n")
+	block, _, _ = strings.Cut(block, "```")
+	listed := map[string]bool{}
+	for _, line := range strings.Split(block, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			listed[strings.TrimSuffix(f[0], "/")] = true
+		}
+	}
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		dir, _ := filepath.Rel(root, filepath.Dir(path))
+		if dir != "." && !listed[filepath.ToSlash(dir)] {
+			t.Errorf("README Layout has no line for %s", filepath.ToSlash(dir))
+			listed[filepath.ToSlash(dir)] = true // once per folder
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
