@@ -1,9 +1,15 @@
 # regctl: `make test` is the one command that runs every test.
 # It installs the pinned test tools into .tools/bin first (idempotent).
+# The concurrent packages run under the race detector; the others without it
+# (with -race, everything would take several more minutes).
 
 GO       ?= go
 TOOLS    := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS):$(PATH)
+
+# RACE_PKGS run with go test -race (in place of a plain run).
+RACE_PKGS := regctl/pkg/registryd regctl/pkg/storage regctl/pkg/maintenance \
+	regctl/pkg/notify regctl/pkg/gc regctl/pkg/blobcache regctl/pkg/serve
 
 .PHONY: all build test tools vet fmt-check clean
 
@@ -23,7 +29,8 @@ vet:
 	$(GO) vet ./...
 
 test: tools fmt-check vet
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 $(filter-out $(RACE_PKGS),$(shell $(GO) list ./...))
+	$(GO) test -race -count=1 $(RACE_PKGS)
 
 clean:
 	rm -rf bin .tools

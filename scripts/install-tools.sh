@@ -25,6 +25,10 @@ GO_TOOLS=(
 APT_TOOLS=(
 	"openssl=openssl"
 	"redis-server=redis-server"
+	# chattr +i makes a file undeletable even for root (integration GC failure tests).
+	"chattr=e2fsprogs"
+	# script(1) runs regctl on a pseudo-terminal (integration cleanup tests).
+	"script=bsdutils"
 	# "skopeo=skopeo"
 )
 

@@ -16,7 +16,7 @@ func OpenPTY(t testing.TB) (pty, tty *os.File) {
 	t.Helper()
 	pty, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		missing(t, "no pseudo-terminal: %v", err)
+		SkipOrFail(t, "no pseudo-terminal: %v", err)
 		return nil, nil
 	}
 	t.Cleanup(func() { pty.Close() })

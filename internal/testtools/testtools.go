@@ -4,8 +4,8 @@
 //
 // Tools are installed into <repo>/.tools/bin by scripts/install-tools.sh.
 // A test that needs a missing tool is skipped with an install hint, or fails
-// when the environment variable CI is true, so that CI never passes by
-// silently skipping.
+// when the environment variable CI holds a true value (see InCI), so that CI
+// never passes by silently skipping.
 package testtools
 
 import (
@@ -24,7 +24,7 @@ const InstallHint = "scripts/install-tools.sh"
 
 // Tool returns the absolute path of the test tool name: first
 // <repo>/.tools/bin/<name>, then $PATH. When the tool is missing it calls
-// t.Fatalf if CI=true and t.Skipf otherwise; both messages name
+// t.Fatalf under CI (see InCI) and t.Skipf otherwise; both messages name
 // scripts/install-tools.sh.
 func Tool(t testing.TB, name string) string {
 	t.Helper()
@@ -38,21 +38,24 @@ func Tool(t testing.TB, name string) string {
 		}
 		return p
 	}
-	missing(t, "test tool %q not found in %s or $PATH; run %s", name, filepath.Dir(local), InstallHint)
+	SkipOrFail(t, "test tool %q not found in %s or $PATH; run %s", name, filepath.Dir(local), InstallHint)
 	return ""
 }
 
-// missing fails the test under CI=true and skips it otherwise.
-func missing(t testing.TB, format string, args ...any) {
+// SkipOrFail skips the test, or fails it under CI (see InCI), where every
+// test must run: use it when something a test needs is missing.
+func SkipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
-	if inCI() {
-		t.Fatalf(format+" (CI=true: failing instead of skipping)", args...)
+	if InCI() {
+		t.Fatalf(format+" (CI=%s: failing instead of skipping)", append(args, os.Getenv("CI"))...)
 	}
 	t.Skipf(format, args...)
 }
 
-// inCI reports whether the environment variable CI holds a true value.
-func inCI() bool {
+// InCI reports whether the environment variable CI holds a true value as
+// strconv.ParseBool reads it: "1", "t", "true", "TRUE" and "True" all mean
+// CI. It is the one rule every test (and scripts, in shell) uses.
+func InCI() bool {
 	ci, err := strconv.ParseBool(os.Getenv("CI"))
 	return err == nil && ci
 }

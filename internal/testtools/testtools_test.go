@@ -66,8 +66,11 @@ func TestToolMissing(t *testing.T) {
 		wantFatal bool
 	}{
 		{ci: "true", wantFatal: true},
+		{ci: "1", wantFatal: true},
+		{ci: "TRUE", wantFatal: true},
 		{ci: "", wantFatal: false},
 		{ci: "false", wantFatal: false},
+		{ci: "0", wantFatal: false},
 	} {
 		t.Run("CI="+tc.ci, func(t *testing.T) {
 			t.Setenv("CI", tc.ci)
@@ -115,4 +118,82 @@ func runRecording(t *testing.T, f func(testing.TB)) *recordingTB {
 	}()
 	<-done
 	return rec
+}
+
+// TestOneReaderOfCI keeps InCI the only Go code that reads the variable CI,
+// so that every check reads it the same way (CI=1 and CI=true alike). The
+// shell side only sets it (.ci/run).
+func TestOneReaderOfCI(t *testing.T) {
+	root := RepoRoot(t)
+	readers := []string{`Getenv("CI")`, `LookupEnv("CI")`}
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != root {
+			return filepath.SkipDir
+		}
+		rel, _ := filepath.Rel(root, path)
+		switch {
+		case d.IsDir() || !strings.HasSuffix(path, ".go"):
+			return nil
+		case rel == filepath.Join("internal", "testtools", "testtools.go"), rel == filepath.Join("internal", "testtools", "testtools_test.go"):
+			return nil // InCI itself, and this test's list of readers
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, r := range readers {
+			if strings.Contains(string(data), r) {
+				t.Errorf("%s reads CI with %s; use testtools.InCI", rel, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadmeLayoutListsEveryPackage keeps the README's Layout section
+// complete: every folder that holds Go code has its line there.
+func TestReadmeLayoutListsEveryPackage(t *testing.T) {
+	root := RepoRoot(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(readme), "\n## Layout\n")
+	if !ok {
+		t.Fatal("README.md has no ## Layout section")
+	}
+	_, block, _ := strings.Cut(layout, "```\n")
+	block, _, _ = strings.Cut(block, "```")
+	listed := map[string]bool{}
+	for _, line := range strings.Split(block, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			listed[strings.TrimSuffix(f[0], "/")] = true
+		}
+	}
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		dir, _ := filepath.Rel(root, filepath.Dir(path))
+		if dir != "." && !listed[filepath.ToSlash(dir)] {
+			t.Errorf("README Layout has no line for %s", filepath.ToSlash(dir))
+			listed[filepath.ToSlash(dir)] = true // once per folder
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

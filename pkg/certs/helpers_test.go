@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"regctl/internal/testtools"
 )
 
 // t0 is the fixed "now" the shared fixture is generated at. Nanoseconds and
@@ -128,7 +130,7 @@ func rewrap(b []byte) []byte {
 }
 
 // openssl returns the path of the openssl binary. Missing openssl fails
-// the test on CI (CI=true), where it must be installed, and skips it
+// the test on CI (testtools.InCI), where it must be installed, and skips it
 // elsewhere.
 func openssl(t *testing.T) string {
 	t.Helper()
@@ -138,10 +140,7 @@ func openssl(t *testing.T) string {
 	if _, err := os.Stat("/usr/bin/openssl"); err == nil {
 		return "/usr/bin/openssl"
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("openssl not found; it is required on CI")
-	}
-	t.Skip("openssl not found")
+	testtools.SkipOrFail(t, "openssl not found; run %s", testtools.InstallHint)
 	return ""
 }
 
