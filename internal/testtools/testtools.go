@@ -11,11 +11,13 @@ package testtools
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -98,15 +100,39 @@ func findRepoRoot() (string, error) {
 // FreeAddr returns "127.0.0.1:PORT" for a loopback port that was free when
 // it was asked for. Another process may take it before the caller binds it;
 // StartProcess notices when the port is already taken.
+//
+// The port is drawn at random below the kernel's ephemeral range
+// (ip_local_port_range, 32768 and up by default), where every listener
+// on port 0 (httptest servers in other test binaries) and every outgoing
+// connection gets its port: those would otherwise take a port between
+// FreeAddr and the server's bind. And it never returns one port twice in
+// a process, so parallel tests do not race for it.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testtools: finding a free port: %v", err)
+	for range 1000 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePortMin+rand.IntN(freePortMax-freePortMin)))
+		if _, seen := handedOut.LoadOrStore(addr, true); seen {
+			continue
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // in use
+		}
+		if err := l.Close(); err != nil {
+			t.Fatalf("testtools: releasing %s: %v", addr, err)
+		}
+		return addr
 	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatalf("testtools: releasing %s: %v", addr, err)
-	}
-	return addr
+	t.Fatalf("testtools: no free loopback port in %d-%d", freePortMin, freePortMax)
+	return ""
 }
+
+// The ports FreeAddr draws from: above the well-known ones most services
+// use, below Linux's default ephemeral range.
+const (
+	freePortMin = 20000
+	freePortMax = 32768
+)
+
+// handedOut holds every address FreeAddr returned in this process.
+var handedOut sync.Map

@@ -197,3 +197,16 @@ func TestReadmeLayoutListsEveryPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// FreeAddr never hands out one port twice, so parallel tests do not race
+// for a port the kernel gave back.
+func TestFreeAddrNeverRepeats(t *testing.T) {
+	seen := map[string]bool{}
+	for range 300 {
+		a := FreeAddr(t)
+		if seen[a] {
+			t.Fatalf("FreeAddr returned %s twice", a)
+		}
+		seen[a] = true
+	}
+}
