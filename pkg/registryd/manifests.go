@@ -310,34 +310,51 @@ func (s *Server) revisionContent(ctx context.Context, repo string, d digest.Dige
 // findMissing runs exists on every digest, a few at a time, and returns
 // those it reports not found, in input order. Any other failure aborts.
 func findMissing(ctx context.Context, ds []digest.Digest, exists func(context.Context, digest.Digest) error) ([]digest.Digest, error) {
-	results := make([]error, len(ds))
+	found := make([]bool, len(ds))
+	err := forEach(ctx, len(ds), func(ctx context.Context, i int) error {
+		err := exists(ctx, ds[i])
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		found[i] = err == nil
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var missing []digest.Digest
+	for i, ok := range found {
+		if !ok {
+			missing = append(missing, ds[i])
+		}
+	}
+	return missing, nil
+}
+
+// forEach runs fn for 0..n-1, checkWorkers at a time, and returns the
+// first error; the others stop early through ctx.
+func forEach(ctx context.Context, n int, fn func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for w := 0; w < min(checkWorkers, len(ds)); w++ {
+	for w := 0; w < min(checkWorkers, n); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				results[i] = exists(ctx, ds[i])
+				if err := fn(ctx, i); err != nil {
+					cancel(err)
+				}
 			}
 		}()
 	}
-	for i := range ds {
+	for i := 0; i < n && ctx.Err() == nil; i++ {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
-	var missing []digest.Digest
-	for i, err := range results {
-		switch {
-		case err == nil:
-		case errors.Is(err, storage.ErrNotFound):
-			missing = append(missing, ds[i])
-		default:
-			return nil, err
-		}
-	}
-	return missing, nil
+	return context.Cause(ctx)
 }
 
 // checkReferences makes sure everything a manifest points at, but its

@@ -196,32 +196,6 @@ func (s *Server) referrerDescriptor(ctx context.Context, name string, subject, d
 	}, nil
 }
 
-// forEach runs fn for 0..n-1, checkWorkers at a time, and returns the
-// first error; the others stop early through ctx.
-func forEach(ctx context.Context, n int, fn func(context.Context, int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < min(checkWorkers, n); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := fn(ctx, i); err != nil {
-					cancel(err)
-				}
-			}
-		}()
-	}
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return context.Cause(ctx)
-}
-
 // referrersIndex is the image index listing descs, as the referrers API
 // answers and as the fallback tag stores it.
 func referrersIndex(descs []ocispec.Descriptor) ocispec.Index {
