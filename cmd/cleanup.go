@@ -20,10 +20,10 @@ import (
 
 	"regctl/internal/ui"
 	"regctl/pkg/cleanup"
+	"regctl/pkg/configsrc"
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
 	"regctl/pkg/reconfigure"
-	"regctl/pkg/serve"
 	"regctl/pkg/storage"
 )
 
@@ -215,7 +215,7 @@ func (o *cleanupOpts) client(l *reconfigure.Loaded, args []string) (*cleanup.Cli
 	if len(args) == 1 {
 		configArg = args[0]
 	}
-	cfg, configPath, err := serve.LoadConfig(configArg, o.settingsPath(), nil)
+	cfg, configPath, err := configsrc.Load(configArg, o.settingsPath(), nil)
 	if err != nil {
 		return nil, nil, err
 	}

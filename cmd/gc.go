@@ -13,10 +13,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"regctl/internal/ui"
+	"regctl/pkg/blobcache"
 	"regctl/pkg/gc"
 	"regctl/pkg/gcreport"
 	"regctl/pkg/maintenance"
-	"regctl/pkg/serve"
 )
 
 type gcOpts struct {
@@ -90,11 +90,11 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 			}
 		},
 	}
-	interval, err := serve.ClusterHeartbeat(tg.cfg.Cluster)
+	interval, err := maintenance.ClusterHeartbeat(tg.cfg.Cluster)
 	if err != nil {
 		return err
 	}
-	cache, err := serve.OpenCache(tg.cfg, log)
+	cache, err := blobcache.Open(tg.cfg, log)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 		// The whole regctl namespace in Redis is flushed, not each
 		// deleted digest: simple, and safe whatever GC deleted (a
 		// layer link, a revision, a blob others linked).
-		flushed, err := serve.FlushAfter(ctx, cache, run)
+		flushed, err := blobcache.FlushAfter(ctx, cache, run)
 		res.CacheFlushed = flushed
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"regctl/pkg/distconfig"
 	"regctl/pkg/migrate"
 	"regctl/pkg/reconfigure"
+	"regctl/pkg/rollout"
 	"regctl/pkg/storage"
 )
 
@@ -385,7 +386,7 @@ func (o *migrateOpts) runCutover(ctx context.Context, p *ui.Printer, prog *migra
 		p.Title("migrate-storage --cutover: " + opts.SourceRoot + " -> " + opts.Target.Describe())
 	}
 	co := migrate.CutoverOptions{
-		Options: opts, Settings: l, StorageS3: params, VerifyMode: mode, ReadOnlyTimeout: o.readOnlyTimeout,
+		Options: opts, Settings: l, StorageS3: params, VerifyMode: mode, ReadOnlyTimeout: o.readOnlyTimeout, Apply: rollout.ReloadOnly,
 		Step: func(s migrate.Step) {
 			if o.json() || s.Status == "running" {
 				return

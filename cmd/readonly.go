@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"regctl/internal/ui"
+	"regctl/pkg/readonly"
 	"regctl/pkg/reconfigure"
 )
 
@@ -15,8 +16,9 @@ func newReadonlyCmd(root *rootOpts) *cobra.Command {
 		Short: "Turn the registry's read-only maintenance mode on or off",
 		Long: `registry-readonly sets [registry.storage.maintenance.readonly] enabled in
 the settings file, changing only that line (or adding it), and runs
-reconfigure. Pulls keep working in read-only mode; pushes and deletes are
-refused. Restart a running registry to apply the rendered config.yml.
+reconfigure, which tells a running regctl serve to reload: it switches
+without a restart. Pulls keep working in read-only mode; pushes and deletes
+are refused.
 
 With --cluster, enable takes the maintenance lease in the storage instead:
 every regctl daemon on that storage (all nodes on one bucket) refuses
@@ -44,19 +46,15 @@ lasts until "disable --cluster" or until --ttl (default 24h) has passed.`,
 			if err != nil {
 				return err
 			}
-			st, err := reconfigure.ReadOnlyStatus(l)
+			st, err := readonly.ReadStatus(c.Context(), l, root.quietLog())
 			if err != nil {
 				return err
 			}
 			p := root.printer()
-			cl := readClusterState(c.Context(), root)
 			if root.json() {
-				return p.JSON(struct {
-					reconfigure.ReadOnlyState
-					Cluster clusterState `json:"cluster"`
-				}{st, cl})
+				return p.JSON(st)
 			}
-			defer printClusterState(p, cl)
+			defer printClusterState(p, st.Cluster)
 			state := "disabled (read-write)"
 			if st.Enabled {
 				state = "enabled (pulls only)"
@@ -96,28 +94,23 @@ func newReadonlySetCmd(root *rootOpts, on bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			updated, changed, err := reconfigure.SetReadOnly(l, on)
+			res, err := readonly.Set(c.Context(), l, on)
 			if err != nil {
 				return err
 			}
-			res, err := reconfigure.Run(updated, reconfigure.Options{})
-			if err != nil {
-				return err
-			}
-			reload := reloadDaemon(updated)
 			p := root.printer()
 			if root.json() {
-				return p.JSON(map[string]any{"read_only": on, "settings_changed": changed, "reconfigure": res, "reload": reload})
+				return p.JSON(map[string]any{"read_only": on, "settings_changed": res.SettingsChanged, "reconfigure": res.Render, "reload": res.Daemon})
 			}
 			what := "unchanged (already " + use + "d)"
-			if changed {
+			if res.SettingsChanged {
 				what = fmt.Sprintf("%s: set %s = %v", l.Path, reconfigure.ReadOnlyKeyName(), on)
 			}
 			p.Line(ui.Info, "settings", what)
-			if err := printResult(p, res); err != nil {
+			if err := printResult(p, res.Render); err != nil {
 				return err
 			}
-			reload.print(p)
+			printApply(p, res.Daemon)
 			return nil
 		},
 	}

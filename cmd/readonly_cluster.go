@@ -10,8 +10,7 @@ import (
 
 	"regctl/internal/ui"
 	"regctl/pkg/maintenance"
-	"regctl/pkg/serve"
-	"regctl/pkg/storage"
+	"regctl/pkg/readonly"
 )
 
 // clusterReadonlyOpts are the --cluster flags of registry-readonly
@@ -41,36 +40,26 @@ func (o *clusterReadonlyOpts) flags(c *cobra.Command) {
 	}
 }
 
-// clusterDriver opens the storage of the rendered config.yml (or --config).
-func (o *rootOpts) clusterDriver(config string) (storage.Driver, time.Duration, error) {
-	log := slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	cfg, _, err := serve.LoadConfig(config, o.settingsPath(), log)
-	if err != nil {
-		return nil, 0, err
-	}
-	drv, err := storage.Open(context.Background(), cfg.Storage.Driver, cfg.Storage.Params)
-	if err != nil {
-		return nil, 0, err
-	}
-	interval, err := serve.ClusterHeartbeat(cfg.Cluster)
-	return drv, interval, err
+// quietLog is the logger of commands that load a config only to read
+// its storage: only errors show.
+func (o *rootOpts) quietLog() *slog.Logger {
+	return slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
 func (o *clusterReadonlyOpts) run(ctx context.Context) error {
 	if o.on && o.ttl <= 0 {
 		return usageError{fmt.Errorf("--ttl must be positive, not %s", o.ttl)}
 	}
-	drv, interval, err := o.clusterDriver(o.config)
+	drv, interval, err := readonly.OpenStorage(o.config, o.settingsPath(), o.quietLog())
 	if err != nil {
 		return err
 	}
 	p := o.printer()
 	if !o.on {
-		released, err := maintenance.ReleaseManual(ctx, drv, o.force)
+		released, cl, err := readonly.DisableCluster(ctx, drv, interval, o.force)
 		if err != nil {
 			return err
 		}
-		cl := readClusterStateOn(ctx, drv, interval)
 		if o.json() {
 			return p.JSON(map[string]any{"released": released, "cluster": cl})
 		}
@@ -83,17 +72,11 @@ func (o *clusterReadonlyOpts) run(ctx context.Context) error {
 		return nil
 	}
 
-	lease, err := maintenance.Acquire(ctx, drv, maintenance.Holder(maintenance.ManualCommand), o.reason, o.ttl)
-	if err != nil {
-		return err
+	en, werr := readonly.EnableCluster(ctx, drv, interval, readonly.ClusterOptions{TTL: o.ttl, Reason: o.reason, AckTimeout: o.ackTimeout})
+	if en == nil {
+		return werr
 	}
-	// Nothing renews a lease taken by hand once this command returns:
-	// it lasts until disable --cluster, or until it expires.
-	defer lease.Keep()
-	wctx, cancel := context.WithTimeout(ctx, o.ackTimeout)
-	res, werr := maintenance.WaitForReadOnly(wctx, drv, lease, interval, nil)
-	cancel()
-	info := lease.Info()
+	info, res := en.Lease, en.Wait
 	if o.json() {
 		out := map[string]any{"lease": info, "nodes": res.Nodes, "acked": res.Acked, "live": res.Live, "gone": res.Gone,
 			"pending": res.Pending, "waited_ms": res.Waited.Milliseconds()}
@@ -122,44 +105,7 @@ func (o *clusterReadonlyOpts) run(ctx context.Context) error {
 	return werr
 }
 
-// clusterState is the storage's side of read-only: the maintenance lease
-// and the nodes' heartbeats.
-type clusterState struct {
-	Lease *maintenance.LeaseInfo   `json:"lease"`
-	Nodes []maintenance.NodeStatus `json:"nodes"`
-	Error string                   `json:"error,omitempty"`
-}
-
-// readClusterState reads the lease and the nodes of the rendered
-// config.yml's storage; problems are reported in Error, not returned.
-func readClusterState(ctx context.Context, o *rootOpts) clusterState {
-	drv, interval, err := o.clusterDriver("")
-	if err != nil {
-		return clusterState{Nodes: []maintenance.NodeStatus{}, Error: err.Error()}
-	}
-	return readClusterStateOn(ctx, drv, interval)
-}
-
-func readClusterStateOn(ctx context.Context, drv storage.Driver, interval time.Duration) clusterState {
-	cl := clusterState{Nodes: []maintenance.NodeStatus{}}
-	lease, err := maintenance.Current(ctx, drv)
-	if err != nil {
-		cl.Error = err.Error()
-		return cl
-	}
-	cl.Lease = lease
-	nodes, err := maintenance.Nodes(ctx, drv, interval)
-	if err != nil {
-		cl.Error = err.Error()
-		return cl
-	}
-	if nodes != nil {
-		cl.Nodes = nodes
-	}
-	return cl
-}
-
-func printClusterState(p *ui.Printer, cl clusterState) {
+func printClusterState(p *ui.Printer, cl readonly.ClusterState) {
 	if cl.Error != "" {
 		p.Line(ui.Warn, "cluster", "cannot read the storage's lease and heartbeats: "+cl.Error)
 		return

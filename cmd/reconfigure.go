@@ -1,11 +1,7 @@
 package cmd
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
 	"strings"
 
@@ -13,7 +9,7 @@ import (
 
 	"regctl/internal/ui"
 	"regctl/pkg/reconfigure"
-	"regctl/pkg/serve"
+	"regctl/pkg/rollout"
 	"regctl/pkg/service"
 )
 
@@ -56,85 +52,31 @@ func (o *reconfigureOpts) run(c *cobra.Command, _ []string) error {
 	// GitLab's default, and registry-cleanup reports them itself.
 	disabled := l.DisabledPolicyWarnings()
 	o.warn(disabled)
-	// config.yml as the daemon may be running it, to tell a reload from
-	// a restart once Run has replaced it.
-	oldConfig, err := os.ReadFile(l.Resolve().ConfigYML)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	res, err := reconfigure.Run(l, reconfigure.Options{DryRun: o.dryRun})
+	r, err := rollout.Run(c.Context(), l, rollout.Options{DryRun: o.dryRun})
 	if err != nil {
 		return err
-	}
-	var reload reloadResult
-	if !o.dryRun {
-		reload = applyToDaemon(c.Context(), l, oldConfig)
 	}
 	p := o.printer()
 	if o.json() {
 		out := struct {
 			*reconfigure.Result
-			Reload *reloadResult `json:"reload,omitempty"`
+			Reload *service.ApplyResult `json:"reload,omitempty"`
 			// Warnings are the settings' warnings, also shown on stderr.
 			Warnings []*reconfigure.Problem `json:"warnings,omitempty"`
-		}{Result: res, Warnings: append(slices.Clip(l.Warnings), disabled...)}
-		if !o.dryRun {
-			out.Reload = &reload
-		}
+		}{Result: r.Render, Reload: r.Daemon, Warnings: append(slices.Clip(l.Warnings), disabled...)}
 		return p.JSON(out)
 	}
-	if err := printResult(p, res); err != nil {
+	if err := printResult(p, r.Render); err != nil {
 		return err
 	}
-	if !o.dryRun {
-		reload.print(p)
+	if r.Daemon != nil {
+		printApply(p, r.Daemon)
 	}
 	return nil
 }
 
-// reloadResult is what happened when regctl told its daemon to reload
-// or restarted it.
-type reloadResult struct {
-	Config string `json:"config"`
-	PID    int    `json:"pid,omitempty"` // 0: no regctl serve runs on it
-	// Managed: started by `regctl start`, so reconfigure may restart it.
-	Managed bool `json:"managed,omitempty"`
-	// NeedsRestart names changed settings a reload cannot apply.
-	NeedsRestart []string `json:"needs_restart,omitempty"`
-	Restarted    bool     `json:"restarted,omitempty"`
-	NewPID       int      `json:"new_pid,omitempty"`
-	Error        string   `json:"error,omitempty"`
-}
-
-// reloadDaemon tells a regctl serve running on the rendered config to
-// re-read it (SIGHUP): read-only mode and the log level change live.
-func reloadDaemon(l *reconfigure.Loaded) reloadResult {
-	r := reloadResult{Config: l.Resolve().ConfigYML}
-	pid, err := serve.SignalReload(r.Config)
-	r.PID = pid
-	if err != nil {
-		r.Error = err.Error()
-	}
-	return r
-}
-
-// applyToDaemon reloads the daemon, or restarts it when it was started
-// by `regctl start` and a setting changed that a reload cannot apply.
-func applyToDaemon(ctx context.Context, l *reconfigure.Loaded, oldConfig []byte) reloadResult {
-	a, err := service.New(l.Resolve()).Apply(ctx, oldConfig)
-	r := reloadResult{Config: a.Config, PID: a.PID, Managed: a.Managed, NeedsRestart: a.NeedsRestart,
-		Restarted: a.Restarted, NewPID: a.NewPID}
-	if err != nil {
-		r.Error = err.Error()
-		var se *service.StartError
-		if errors.As(err, &se) && se.LogTail != "" {
-			r.Error += "\n" + strings.TrimRight(se.LogTail, "\n")
-		}
-	}
-	return r
-}
-
-func (r reloadResult) print(p *ui.Printer) {
+// printApply says how the daemon took a new config (service.Apply).
+func printApply(p *ui.Printer, r *service.ApplyResult) {
 	changed := strings.Join(r.NeedsRestart, ", ")
 	switch {
 	case r.Error != "" && len(r.NeedsRestart) > 0 && r.Managed:

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"regctl/pkg/configsrc"
+	"regctl/pkg/pidfile"
 	"regctl/pkg/serve"
 )
 
@@ -46,7 +48,7 @@ func (o *serveOpts) run(c *cobra.Command, args []string) error {
 		configArg = args[0]
 	}
 	explicit := o.settings != "" || os.Getenv("REGCTL_SETTINGS") != ""
-	src, err := serve.FindConfig(configArg, o.settingsPath(), explicit, log)
+	src, err := configsrc.Find(configArg, o.settingsPath(), explicit, log)
 	if err != nil {
 		return err
 	}
@@ -61,7 +63,7 @@ func (o *serveOpts) run(c *cobra.Command, args []string) error {
 	}
 	d.Version = Version
 	if src.Path != "" {
-		remove, err := serve.WritePIDFile(src.Path)
+		remove, err := pidfile.Write(src.Path)
 		if err != nil {
 			return err
 		}

@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"regctl/internal/ui"
+	"regctl/pkg/configsrc"
 	"regctl/pkg/distconfig"
 	"regctl/pkg/gc"
-	"regctl/pkg/serve"
 	"regctl/pkg/storage"
 	"regctl/pkg/usage"
 )
@@ -147,7 +147,7 @@ func (o *rootOpts) openStorage(args []string) (*target, error) {
 		configArg = args[0]
 	}
 	var err error
-	t.cfg, t.configPath, err = serve.LoadConfig(configArg, o.settingsPath(), t.log)
+	t.cfg, t.configPath, err = configsrc.Load(configArg, o.settingsPath(), t.log)
 	if err != nil {
 		return nil, err
 	}

@@ -13,20 +13,25 @@ import (
 	"time"
 
 	"regctl/internal/testtools"
-	"regctl/pkg/serve"
+	"regctl/pkg/pidfile"
+	"regctl/pkg/service"
 )
 
-// The reload path of `regctl registry-readonly enable|disable` and
-// `regctl reconfigure` is serve.SignalReload on the rendered config.yml:
-// it reads the pid file beside that config and sends SIGHUP to the regctl
-// serve it names. The rendered config always has auth.token, which
-// regctl serve refuses until token auth exists, so no daemon can serve the
-// rendered config itself yet; these tests drive SignalReload against real
-// regctl serve processes instead, and the command end to end against a
-// daemon serving another config in the rendered config's folder.
+// The reload path of `regctl registry-readonly enable|disable`,
+// `regctl reconfigure` and the storage cutover is service.Apply on the
+// rendered config.yml: it reads the pid file beside that config and sends
+// SIGHUP to the regctl serve it names. These tests drive Apply against
+// real regctl serve processes, and the command end to end.
+
+// applyTo is service.Apply on a config no `regctl start` manages.
+func applyTo(t *testing.T, cfgPath string, old []byte) (*service.ApplyResult, error) {
+	t.Helper()
+	svc := &service.Service{Config: cfgPath, PIDFile: filepath.Join(filepath.Dir(cfgPath), "service.pid")}
+	return svc.Apply(t.Context(), old, service.ApplyOptions{})
+}
 
 // TestServePIDFileAndSignalReload: the pid file sits beside the config,
-// names the daemon, and SignalReload delivers SIGHUP to it.
+// names the daemon, and Apply delivers SIGHUP to it.
 func TestServePIDFileAndSignalReload(t *testing.T) {
 	dir := t.TempDir()
 	addr := testtools.FreeAddr(t)
@@ -35,7 +40,7 @@ func TestServePIDFileAndSignalReload(t *testing.T) {
 	cfg.write(t, cfgPath)
 	p := startServeT(t, cfgPath, addr)
 
-	pidFile := serve.PIDFilePath(cfgPath)
+	pidFile := pidfile.Path(cfgPath)
 	if pidFile != cfgPath+".pid" {
 		t.Errorf("PIDFilePath = %s, want beside the config", pidFile)
 	}
@@ -43,13 +48,17 @@ func TestServePIDFileAndSignalReload(t *testing.T) {
 		t.Fatalf("pid file says %d, daemon is %d", got, p.Pid())
 	}
 
+	old, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.ReadOnly = true
 	cfg.write(t, cfgPath)
-	pid, err := serve.SignalReload(cfgPath)
-	if err != nil || pid != p.Pid() {
-		t.Fatalf("SignalReload = %d, %v; want %d", pid, err, p.Pid())
+	a, err := applyTo(t, cfgPath, old)
+	if err != nil || a.PID != p.Pid() || !a.Reloaded || a.Managed || len(a.NeedsRestart) != 0 {
+		t.Fatalf("Apply = %+v, %v; want a reload of %d", a, err, p.Pid())
 	}
-	waitFor(t, 3*time.Second, "read-only after SignalReload", func() bool {
+	waitFor(t, 3*time.Second, "read-only after Apply", func() bool {
 		resp, _ := do(t, http.MethodPost, addr, "/v2/pid/app/blobs/uploads/", nil, nil)
 		return resp.StatusCode == http.StatusMethodNotAllowed
 	})
@@ -75,7 +84,7 @@ func TestServePIDFileAndSignalReload(t *testing.T) {
 func TestSignalReloadIgnoresOtherProcesses(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "config.yml")
-	pidFile := serve.PIDFilePath(cfgPath)
+	pidFile := pidfile.Path(cfgPath)
 
 	// A process that has exited.
 	dead := exec.Command(regctlBinary(t), "--version")
@@ -83,8 +92,8 @@ func TestSignalReloadIgnoresOtherProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	writePIDFile(t, pidFile, dead.Process.Pid)
-	if pid, err := serve.SignalReload(cfgPath); pid != 0 || err != nil {
-		t.Errorf("stale pid file: SignalReload = %d, %v; want 0, nil", pid, err)
+	if a, err := applyTo(t, cfgPath, nil); a.PID != 0 || a.Reloaded || err != nil {
+		t.Errorf("stale pid file: Apply = %+v, %v; want nothing done", a, err)
 	}
 
 	// Programs that are not regctl serve. Distribution's `registry serve`
@@ -104,8 +113,8 @@ func TestSignalReloadIgnoresOtherProcesses(t *testing.T) {
 	dist := testtools.StartDistribution(t, distCfg, daddr)
 	for name, pid := range map[string]int{"sleep": sleep.Process.Pid, "Distribution's registry serve": dist.Pid()} {
 		writePIDFile(t, pidFile, pid)
-		if got, err := serve.SignalReload(cfgPath); got != 0 || err != nil {
-			t.Errorf("pid file naming %s: SignalReload = %d, %v; want 0, nil", name, got, err)
+		if a, err := applyTo(t, cfgPath, nil); a.PID != 0 || a.Reloaded || err != nil {
+			t.Errorf("pid file naming %s: Apply = %+v, %v; want nothing done", name, a, err)
 		}
 	}
 	time.Sleep(200 * time.Millisecond)

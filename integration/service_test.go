@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"regctl/internal/testtools"
-	"regctl/pkg/serve"
+	"regctl/pkg/pidfile"
 )
 
 // serviceStatus is what `regctl status -o json` prints, in part.
@@ -64,7 +64,7 @@ func newServiceEnv(t *testing.T) *serviceEnv {
 	t.Cleanup(func() {
 		// Whatever failed, no daemon outlives the test.
 		e.regctl("stop", "--timeout", "5s")
-		for _, f := range []string{e.servicePID(), serve.PIDFilePath(e.config())} {
+		for _, f := range []string{e.servicePID(), pidfile.Path(e.config())} {
 			if b, err := os.ReadFile(f); err == nil {
 				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && isRegctl(pid) {
 					syscall.Kill(pid, syscall.SIGKILL)
@@ -161,7 +161,7 @@ func TestServiceLifecycle(t *testing.T) {
 	out := e.mustRun(0, "start")
 	mustContainAll(t, "start", out, "started", e.addr, e.logFile())
 	pid := readPIDFile(t, e.servicePID())
-	if got := readPIDFile(t, serve.PIDFilePath(e.config())); got != pid {
+	if got := readPIDFile(t, pidfile.Path(e.config())); got != pid {
 		t.Errorf("config.yml.pid = %d, service.pid = %d", got, pid)
 	}
 	if out := e.mustRun(0, "start"); !strings.Contains(out, "already running (pid "+strconv.Itoa(pid)) {
@@ -226,7 +226,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if st.PID == pid || st.PID == 0 || st.Addr != e.addr {
 		t.Fatalf("status after restart = %+v, want a new pid on %s", st, e.addr)
 	}
-	if !serve.Exited(pid) {
+	if !pidfile.Exited(pid) {
 		t.Errorf("old daemon %d still runs", pid)
 	}
 	pid = st.PID
@@ -248,10 +248,10 @@ func TestServiceLifecycle(t *testing.T) {
 	if took > 10*time.Second {
 		t.Errorf("stop took %v, far past an idle drain", took)
 	}
-	if !serve.Exited(pid) {
+	if !pidfile.Exited(pid) {
 		t.Errorf("daemon %d still runs after stop", pid)
 	}
-	for _, f := range []string{e.servicePID(), serve.PIDFilePath(e.config())} {
+	for _, f := range []string{e.servicePID(), pidfile.Path(e.config())} {
 		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left after stop: %v", f, err)
 		}
@@ -280,7 +280,7 @@ func TestServiceStalePIDFiles(t *testing.T) {
 	}
 	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
 	writePIDFile(t, e.servicePID(), dead.Process.Pid)
-	writePIDFile(t, serve.PIDFilePath(e.config()), sleep.Process.Pid)
+	writePIDFile(t, pidfile.Path(e.config()), sleep.Process.Pid)
 
 	st := e.status(3)
 	if st.Running || len(st.Stale) != 2 {
@@ -298,7 +298,7 @@ func TestServiceStalePIDFiles(t *testing.T) {
 	if !st.Running || st.PID == sleep.Process.Pid || st.PID != readPIDFile(t, e.servicePID()) || len(st.Stale) != 0 {
 		t.Errorf("status after start = %+v", st)
 	}
-	if serve.Exited(sleep.Process.Pid) {
+	if pidfile.Exited(sleep.Process.Pid) {
 		t.Error("sleep was signalled")
 	}
 
@@ -307,7 +307,7 @@ func TestServiceStalePIDFiles(t *testing.T) {
 	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the daemon to die", func() bool { return serve.Exited(st.PID) })
+	waitFor(t, 5*time.Second, "the daemon to die", func() bool { return pidfile.Exited(st.PID) })
 	if st2 := e.status(3); st2.Running || len(st2.Stale) != 2 {
 		t.Errorf("status after a crash = %+v", st2)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"regctl/internal/testtools"
-	"regctl/pkg/serve"
+	"regctl/pkg/pidfile"
 )
 
 // TestServeGracefulShutdown sends SIGTERM while a blob download is in
@@ -22,7 +22,7 @@ import (
 func TestServeGracefulShutdown(t *testing.T) {
 	t.Run("download completes within the drain timeout", func(t *testing.T) {
 		p, addr, cfgPath, d := serveWithBlob(t, "10s", 16<<20)
-		pidFile := serve.PIDFilePath(cfgPath)
+		pidFile := pidfile.Path(cfgPath)
 		if _, err := os.Stat(pidFile); err != nil {
 			t.Fatalf("no pid file while serving: %v", err)
 		}
@@ -100,7 +100,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 		if _, err := pull.finish(); err == nil {
 			t.Errorf("the download completed; it should have been cut at the drain timeout")
 		}
-		if _, err := os.Stat(serve.PIDFilePath(cfgPath)); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(pidfile.Path(cfgPath)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("pid file left behind: %v", err)
 		}
 	})

@@ -11,7 +11,7 @@ import (
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
 	"regctl/pkg/reconfigure"
-	"regctl/pkg/serve"
+	"regctl/pkg/service"
 	"regctl/pkg/storage"
 )
 
@@ -32,11 +32,13 @@ type CutoverOptions struct {
 	ReadOnlyTimeout time.Duration
 	// Heartbeat is the daemons' heartbeat interval; when 0, the one they
 	// use: regctl.cluster.heartbeat of the settings' config.yml, which
-	// REGCTL_CLUSTER_HEARTBEAT overrides (serve.ClusterHeartbeat).
+	// REGCTL_CLUSTER_HEARTBEAT overrides (maintenance.ClusterHeartbeat).
 	Heartbeat time.Duration
-	// Reload tells the regctl serve running on a config to reload it and
-	// returns its pid, 0 when none runs (serve.SignalReload when nil).
-	Reload func(config string) (int, error)
+	// Apply renders the settings it is given and reloads the regctl
+	// serve running on their config.yml, never restarting it
+	// (rollout.ReloadOnly, passed in so that this package does not
+	// depend on rendering); required.
+	Apply func(context.Context, *reconfigure.Loaded) (*service.ApplyResult, error)
 	// Step, when set, is told each step as it starts and as it ends.
 	Step func(Step)
 }
@@ -49,7 +51,7 @@ func configHeartbeat(config string, log *slog.Logger) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cutover: the daemons' heartbeat: %w", err)
 	}
-	return serve.ClusterHeartbeat(cfg.Cluster)
+	return maintenance.ClusterHeartbeat(cfg.Cluster)
 }
 
 // Step is one step of a cutover.
@@ -111,6 +113,9 @@ func Cutover(ctx context.Context, opts CutoverOptions) (*CutoverResult, error) {
 	if len(opts.StorageS3) == 0 {
 		return nil, errors.New("cutover: no [migration.s3] settings to switch to")
 	}
+	if opts.Apply == nil {
+		return nil, errors.New("cutover: no Apply")
+	}
 	paths := l.Resolve()
 	if opts.SourceRoot == "" {
 		opts.SourceRoot = paths.StorageRoot
@@ -130,9 +135,6 @@ func Cutover(ctx context.Context, opts CutoverOptions) (*CutoverResult, error) {
 			return nil, err
 		}
 		opts.Heartbeat = hb
-	}
-	if opts.Reload == nil {
-		opts.Reload = serve.SignalReload
 	}
 	res := &CutoverResult{Settings: l.Path, Config: paths.ConfigYML}
 	c := &cutover{opts: opts, res: res, cur: l, original: l.Source, config: paths.ConfigYML}
@@ -179,6 +181,8 @@ type cutover struct {
 	config   string
 	lease    *maintenance.Lease
 	retired  bool
+	// applied is what the last apply did; nil when it failed to render.
+	applied *service.ApplyResult
 }
 
 // step runs one step and reports it.
@@ -207,17 +211,19 @@ func (c *cutover) step(ctx context.Context, name string, fn func(context.Context
 	return nil
 }
 
-// reload tells the daemon on the rendered config to re-read it.
-func (c *cutover) reload() (string, error) {
-	pid, err := c.opts.Reload(c.config)
+// apply renders the settings as last written and tells the daemon on
+// the rendered config to re-read it.
+func (c *cutover) apply(ctx context.Context) (string, error) {
+	a, err := c.opts.Apply(ctx, c.cur)
+	c.applied = a
 	if err != nil {
 		return "", err
 	}
-	c.res.DaemonPID = pid
-	if pid == 0 {
+	c.res.DaemonPID = a.PID
+	if a.PID == 0 {
 		return "no regctl serve runs on " + c.config, nil
 	}
-	return fmt.Sprintf("regctl serve (pid %d) reloaded", pid), nil
+	return fmt.Sprintf("regctl serve (pid %d) reloaded", a.PID), nil
 }
 
 // rest is steps 2 to 6; its failure is rolled back.
@@ -230,10 +236,7 @@ func (c *cutover) rest(ctx context.Context) error {
 			return "", err
 		}
 		c.cur = updated
-		if _, err := reconfigure.Run(c.cur, reconfigure.Options{}); err != nil {
-			return "", err
-		}
-		reloaded, err := c.reload()
+		reloaded, err := c.apply(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -312,16 +315,12 @@ func (c *cutover) rest(ctx context.Context) error {
 			return "", err
 		}
 		c.cur = updated
-		if _, err := reconfigure.Run(c.cur, reconfigure.Options{}); err != nil {
-			return "", err
-		}
-		reloaded, err := c.reload()
+		reloaded, err := c.apply(ctx)
 		if err != nil {
 			return "", err
 		}
-		if c.res.DaemonPID != 0 {
-			c.res.RestartNeeded = true
-		}
+		// The daemon keeps serving the old storage until restarted.
+		c.res.RestartNeeded = c.res.DaemonPID != 0 && len(c.applied.NeedsRestart) > 0
 		return "settings on s3, read-write; " + reloaded, nil
 	})
 	if err != nil {
@@ -351,10 +350,12 @@ func (c *cutover) rollback(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("restoring %s: %w", c.cur.Path, err))
 		} else {
 			c.cur = restored
-			if _, err := reconfigure.Run(restored, reconfigure.Options{}); err != nil {
-				errs = append(errs, fmt.Errorf("reconfigure: %w", err))
-			} else if _, err := c.reload(); err != nil {
-				errs = append(errs, fmt.Errorf("reload: %w", err))
+			if _, err := c.apply(ctx); err != nil {
+				step := "reload"
+				if c.applied == nil {
+					step = "reconfigure" // nothing was applied
+				}
+				errs = append(errs, fmt.Errorf("%s: %w", step, err))
 			}
 		}
 		if c.lease != nil && !c.retired {

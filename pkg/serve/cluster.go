@@ -2,23 +2,9 @@ package serve
 
 import (
 	"context"
-	"os"
 
-	"time"
-
-	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
 )
-
-// ClusterHeartbeat is the heartbeat interval: REGCTL_CLUSTER_HEARTBEAT
-// (an override for tests), else regctl.cluster.heartbeat, else
-// maintenance.DefaultHeartbeat.
-func ClusterHeartbeat(c distconfig.Cluster) (time.Duration, error) {
-	if os.Getenv(maintenance.HeartbeatEnv) == "" && c.Heartbeat > 0 {
-		return c.Heartbeat, nil
-	}
-	return maintenance.HeartbeatFromEnv()
-}
 
 // startAgent runs the cluster maintenance agent, unless
 // regctl.cluster.enabled is false, and returns what stops it.

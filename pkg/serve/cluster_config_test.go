@@ -11,20 +11,6 @@ import (
 	"regctl/pkg/storage"
 )
 
-func TestClusterHeartbeatSources(t *testing.T) {
-	t.Setenv(maintenance.HeartbeatEnv, "")
-	if d, err := ClusterHeartbeat(distconfig.Cluster{}); err != nil || d != maintenance.DefaultHeartbeat {
-		t.Errorf("nothing set: %v, %v", d, err)
-	}
-	if d, err := ClusterHeartbeat(distconfig.Cluster{Heartbeat: 700 * time.Millisecond}); err != nil || d != 700*time.Millisecond {
-		t.Errorf("config: %v, %v", d, err)
-	}
-	t.Setenv(maintenance.HeartbeatEnv, "300ms")
-	if d, err := ClusterHeartbeat(distconfig.Cluster{Heartbeat: 700 * time.Millisecond}); err != nil || d != 300*time.Millisecond {
-		t.Errorf("environment over config: %v, %v", d, err)
-	}
-}
-
 // With regctl.cluster.enabled false the daemon writes no heartbeat and
 // ignores the lease.
 func TestClusterDisabled(t *testing.T) {

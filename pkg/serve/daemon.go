@@ -1,7 +1,15 @@
-// Package serve is the `regctl serve` process: it picks the config,
-// opens the storage, runs the registry API with its listener and
-// background jobs, reloads on SIGHUP and records its pid so that
-// reconfigure can tell it to reload.
+// Package serve is the `regctl serve` daemon and nothing else: it builds
+// the registry server from a config (storage, cache, auth, notifications,
+// metrics), runs it with its listener, debug server, cluster heartbeats
+// and background jobs, reloads what can change on SIGHUP, and drains on
+// shutdown.
+//
+// What other commands need to know about a daemon lives elsewhere, so
+// that they do not depend on it: which config.yml to use (configsrc), the
+// pid file (pidfile), which config changes need a restart
+// (distconfig.RestartReasons), the heartbeat interval
+// (maintenance.ClusterHeartbeat), the shared cache (blobcache.Open) and
+// applying a new config to a running daemon (service.Apply).
 package serve
 
 import (
@@ -94,14 +102,14 @@ func NewDaemon(cfg *distconfig.Config, configPath string, log *slog.Logger, leve
 		driver = mx.Driver(driver)
 		observer = mx
 	}
-	cache, err := OpenCache(cfg, log)
+	cache, err := blobcache.Open(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	if g, ok := cache.(*blobcache.Guarded); ok && mx != nil {
 		mx.BlobCache(g.Stats)
 	}
-	heartbeat, err := ClusterHeartbeat(cfg.Cluster)
+	heartbeat, err := maintenance.ClusterHeartbeat(cfg.Cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +196,8 @@ func LogLevel(name string) slog.Level {
 }
 
 // Reload re-reads the config file and applies what can change without a
-// restart: auth, read-only mode, the log level and regctl.referrers.
+// restart: auth, read-only mode, the log level and regctl.referrers,
+// which distconfig.RestartReasons leaves out (change the two together).
 // Requests in flight are not interrupted. Anything else that changed is
 // reported as needing a restart.
 func (d *Daemon) Reload() error {
@@ -246,7 +255,7 @@ func (d *Daemon) Reload() error {
 		d.level.Set(next)
 		d.log.Log(context.Background(), max(next, slog.LevelInfo), "log level changed", "level", cfg.Log.Level)
 	}
-	if reasons := RestartReasons(d.cfg, cfg); len(reasons) > 0 {
+	if reasons := distconfig.RestartReasons(d.cfg, cfg); len(reasons) > 0 {
 		// d.cfg keeps what runs, so the warning repeats until a restart.
 		d.log.Warn("config changes need a restart to take effect (regctl restart)", "keys", strings.Join(reasons, ", "))
 	}

@@ -74,17 +74,8 @@ func (d *Daemon) watchMaintenance(ctx context.Context, mt *metrics.Maintenance, 
 	}
 }
 
-// Vars is the "registry" entry of /debug/vars.
-type Vars struct {
-	Node          string `json:"node"`
-	ReadOnly      bool   `json:"read_only"`
-	Notifications struct {
-		Endpoints []notify.Stats `json:"endpoints"`
-	} `json:"notifications"`
-}
-
 func (d *Daemon) vars() any {
-	v := Vars{Node: d.nodeID, ReadOnly: d.server.RefusesWrites()}
+	v := debugserver.RegistryVars{Node: d.nodeID, ReadOnly: d.server.RefusesWrites()}
 	v.Notifications.Endpoints = []notify.Stats{}
 	if d.notify != nil {
 		v.Notifications.Endpoints = d.notify.Stats()

@@ -8,27 +8,6 @@ import (
 	"regctl/pkg/notify"
 )
 
-// NotificationQueueDir is the folder holding the endpoints' queues:
-// notifications.queue.directory (relative to the config file's folder),
-// else a "notifications" folder beside the config file, else, for the
-// embedded default, ./regctl-notifications.
-func NotificationQueueDir(cfg *distconfig.Config, configPath string) string {
-	dir := cfg.Notifications.Queue.Directory
-	base := "."
-	if configPath != "" {
-		base = filepath.Dir(configPath)
-	}
-	switch {
-	case dir != "" && filepath.IsAbs(dir):
-		return dir
-	case dir != "":
-		return filepath.Join(base, dir)
-	case configPath == "":
-		return "regctl-notifications"
-	}
-	return filepath.Join(base, "notifications")
-}
-
 // newNotifier opens the queues of the enabled endpoints; nil when there
 // are none. It fails when the queue folder is not writable.
 func newNotifier(cfg *distconfig.Config, configPath string, log *slog.Logger) (*notify.Manager, error) {
@@ -41,7 +20,7 @@ func newNotifier(cfg *distconfig.Config, configPath string, log *slog.Logger) (*
 	if enabled == 0 {
 		return nil, nil
 	}
-	dir := NotificationQueueDir(cfg, configPath)
+	dir := notify.QueueRoot(cfg, configPath)
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"regctl/pkg/distconfig"
+	"regctl/pkg/notify"
 )
 
 // TestNotificationQueuesAreOneDaemonsAndReleased: a second daemon on the
@@ -32,7 +33,7 @@ func TestNotificationQueuesAreOneDaemonsAndReleased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := NotificationQueueDir(cfg, path), filepath.Join(dir, "notifications"); got != want {
+	if got, want := notify.QueueRoot(cfg, path), filepath.Join(dir, "notifications"); got != want {
 		t.Errorf("queue folder = %s, want %s", got, want)
 	}
 	log := slog.New(slog.DiscardHandler)

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 
+	"regctl/pkg/configsrc"
+	"regctl/pkg/pidfile"
 	"regctl/pkg/serve"
 )
 
@@ -38,7 +40,7 @@ func fakeRegctl(args []string) int {
 	}
 	level := new(slog.LevelVar)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	src, err := serve.FindConfig(args[1], "", false, log)
+	src, err := configsrc.Find(args[1], "", false, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		return 1
@@ -48,7 +50,7 @@ func fakeRegctl(args []string) int {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		return 1
 	}
-	remove, err := serve.WritePIDFile(src.Path)
+	remove, err := pidfile.Write(src.Path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		return 1

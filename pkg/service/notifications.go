@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"regctl/pkg/debugserver"
 	"regctl/pkg/distconfig"
 	"regctl/pkg/notify"
-	"regctl/pkg/serve"
 )
 
 // NotificationBacklog is one notification endpoint's queue as `regctl
@@ -35,7 +35,7 @@ func (s *Service) notificationBacklogs(ctx context.Context, cfg *distconfig.Conf
 	if len(cfg.Notifications.Endpoints) == 0 {
 		return out
 	}
-	dir := serve.NotificationQueueDir(cfg, s.Config)
+	dir := notify.QueueRoot(cfg, s.Config)
 	var live map[string]notify.Stats
 	if running && cfg.HTTP.Debug.Addr != "" {
 		live = liveNotifications(ctx, cfg.HTTP.Debug.Addr)
@@ -77,7 +77,7 @@ func liveNotifications(ctx context.Context, debugAddr string) map[string]notify.
 	}
 	defer resp.Body.Close()
 	var vars struct {
-		Registry serve.Vars `json:"registry"`
+		Registry debugserver.RegistryVars `json:"registry"`
 	}
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&vars) != nil {
 		return nil

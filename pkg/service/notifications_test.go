@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"regctl/pkg/debugserver"
 	"regctl/pkg/notify"
-	"regctl/pkg/serve"
 )
 
 // TestStatusShowsTheBacklog: with the daemon stopped, status reads each
@@ -59,7 +59,7 @@ func TestLiveNotificationsFromDebugVars(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
-		var v serve.Vars
+		var v debugserver.RegistryVars
 		v.Notifications.Endpoints = []notify.Stats{{Name: "gitlab", Pending: 2, Successes: 7, Dropped: 1}}
 		json.NewEncoder(w).Encode(map[string]any{"registry": v, "memstats": map[string]int{}})
 	}))

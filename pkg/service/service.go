@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"regctl/internal/fsutil"
+	"regctl/pkg/pidfile"
 	"regctl/pkg/reconfigure"
-	"regctl/pkg/serve"
 )
 
 // Service is the registry daemon of one settings file.
@@ -99,7 +99,7 @@ func (s *Service) State() (State, error) {
 	case raw != nil:
 		st.Stale = append(st.Stale, stale(svc, raw))
 	}
-	cfgPID, raw, err := s.inspect(serve.PIDFilePath(s.Config))
+	cfgPID, raw, err := s.inspect(pidfile.Path(s.Config))
 	if err != nil {
 		return st, err
 	}
@@ -122,22 +122,22 @@ func (s *Service) State() (State, error) {
 
 // inspect reads a pid file; raw is nil when there is none. A file that
 // holds no pid is reported as not live, with raw set.
-func (s *Service) inspect(path string) (serve.PIDFileInfo, []byte, error) {
+func (s *Service) inspect(path string) (pidfile.Info, []byte, error) {
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return serve.PIDFileInfo{Path: path}, nil, nil
+		return pidfile.Info{Path: path}, nil, nil
 	}
 	if err != nil {
-		return serve.PIDFileInfo{}, nil, err
+		return pidfile.Info{}, nil, err
 	}
-	info, err := serve.InspectPIDFile(path)
-	if errors.Is(err, serve.ErrBadPIDFile) {
-		return serve.PIDFileInfo{Path: path}, raw, nil
+	info, err := pidfile.Inspect(path)
+	if errors.Is(err, pidfile.ErrNoPID) {
+		return pidfile.Info{Path: path}, raw, nil
 	}
 	return info, raw, err
 }
 
-func stale(info serve.PIDFileInfo, raw []byte) StalePIDFile {
+func stale(info pidfile.Info, raw []byte) StalePIDFile {
 	sp := StalePIDFile{Path: info.Path, PID: info.PID, raw: raw}
 	switch {
 	case info.PID == 0:

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"regctl/pkg/serve"
+	"regctl/pkg/pidfile"
 )
 
 func TestLifecycle(t *testing.T) {
@@ -32,7 +32,7 @@ func TestLifecycle(t *testing.T) {
 	if got := readPID(t, s.PIDFile); got != pid {
 		t.Errorf("service.pid = %d, want %d", got, pid)
 	}
-	if got := readPID(t, serve.PIDFilePath(s.Config)); got != pid {
+	if got := readPID(t, pidfile.Path(s.Config)); got != pid {
 		t.Errorf("config.yml.pid = %d, want %d", got, pid)
 	}
 
@@ -65,21 +65,34 @@ func TestLifecycle(t *testing.T) {
 	old := readFile(t, s.Config)
 	cfg.Level = "debug"
 	cfg.write(t, s.Config)
-	a, err := s.Apply(ctx, old)
+	a, err := s.Apply(ctx, old, ApplyOptions{})
 	if err != nil || !a.Reloaded || a.Restarted || a.PID != pid || len(a.NeedsRestart) != 0 {
 		t.Fatalf("apply log level = %+v, %v; want a reload of %d", a, err, pid)
 	}
 	waitLog(t, s.Log, "log level changed")
 
+	// Reload only: a change that needs a restart is reported, and the
+	// daemon is only told to reload.
+	old = readFile(t, s.Config)
+	moved := cfg
+	moved.Addr = freeAddr(t)
+	moved.write(t, s.Config)
+	a, err = s.Apply(ctx, old, ApplyOptions{ReloadOnly: true})
+	if err != nil || !a.Reloaded || a.Restarted || a.PID != pid || strings.Join(a.NeedsRestart, ",") != "http.addr" {
+		t.Fatalf("apply addr, reload only = %+v, %v; want a reload of %d that needs a restart", a, err, pid)
+	}
+	waitLog(t, s.Log, "config changes need a restart")
+	cfg.write(t, s.Config)
+
 	// A new address restarts it.
 	old = readFile(t, s.Config)
 	cfg.Addr = freeAddr(t)
 	cfg.write(t, s.Config)
-	a, err = s.Apply(ctx, old)
+	a, err = s.Apply(ctx, old, ApplyOptions{})
 	if err != nil || !a.Restarted || a.NewPID == pid || a.NewPID == 0 || strings.Join(a.NeedsRestart, ",") != "http.addr" {
 		t.Fatalf("apply addr = %+v, %v; want a restart", a, err)
 	}
-	if !serve.Exited(pid) {
+	if !pidfile.Exited(pid) {
 		t.Errorf("old daemon %d still runs", pid)
 	}
 	pid = a.NewPID
@@ -95,7 +108,7 @@ func TestLifecycle(t *testing.T) {
 	if stop.Timeout != 5*time.Second+StopMargin {
 		t.Errorf("stop timeout %v, want draintimeout 5s + margin", stop.Timeout)
 	}
-	for _, f := range []string{s.PIDFile, serve.PIDFilePath(s.Config)} {
+	for _, f := range []string{s.PIDFile, pidfile.Path(s.Config)} {
 		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left after stop: %v", f, err)
 		}
@@ -109,7 +122,7 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("second stop = %+v, %v; want not running, no error", stop, err)
 	}
 	// Apply with nothing running does nothing.
-	if a, err := s.Apply(ctx, old); err != nil || a.PID != 0 || a.Reloaded || a.Restarted {
+	if a, err := s.Apply(ctx, old, ApplyOptions{}); err != nil || a.PID != 0 || a.Reloaded || a.Restarted {
 		t.Errorf("apply with no daemon = %+v, %v", a, err)
 	}
 }
@@ -118,7 +131,7 @@ func TestStalePIDFiles(t *testing.T) {
 	s := testService(t)
 	cfg := config{Addr: freeAddr(t), Root: filepath.Join(filepath.Dir(s.Config), "root")}
 	cfg.write(t, s.Config)
-	cfgPID := serve.PIDFilePath(s.Config)
+	cfgPID := pidfile.Path(s.Config)
 
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
@@ -178,7 +191,7 @@ func TestStalePIDFiles(t *testing.T) {
 	if _, err := s.Stop(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
-	if serve.Exited(sleep.Process.Pid) {
+	if pidfile.Exited(sleep.Process.Pid) {
 		t.Error("sleep was signalled")
 	}
 }
@@ -199,7 +212,7 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 		t.Errorf("stop took %v", took)
 	}
 	// Killed, it could not remove its own pid file: stop did.
-	for _, f := range []string{s.PIDFile, serve.PIDFilePath(s.Config)} {
+	for _, f := range []string{s.PIDFile, pidfile.Path(s.Config)} {
 		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left after a kill: %v", f, err)
 		}
@@ -299,7 +312,7 @@ func TestConcurrentRunsRefused(t *testing.T) {
 	_, errStart := s.Start(ctx, 0)
 	_, errStop := s.Stop(ctx, 0)
 	_, errRestart := s.Restart(ctx, 0, 0)
-	_, errApply := s.Apply(ctx, nil)
+	_, errApply := s.Apply(ctx, nil, ApplyOptions{})
 	for name, err := range map[string]error{"start": errStart, "stop": errStop, "restart": errRestart, "apply": errApply} {
 		if err == nil || !strings.Contains(err.Error(), "another regctl") {
 			t.Errorf("%s while locked: %v", name, err)

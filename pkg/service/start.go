@@ -17,7 +17,7 @@ import (
 
 	"regctl/internal/fsutil"
 	"regctl/pkg/distconfig"
-	"regctl/pkg/serve"
+	"regctl/pkg/pidfile"
 )
 
 // DefaultStartTimeout is how long Start waits for the daemon to listen.
@@ -143,7 +143,7 @@ func (s *Service) start(ctx context.Context, timeout time.Duration) (*StartResul
 	defer deadline.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	cfgPIDFile := serve.PIDFilePath(s.Config)
+	cfgPIDFile := pidfile.Path(s.Config)
 	for {
 		select {
 		case err := <-done:
@@ -161,7 +161,7 @@ func (s *Service) start(ctx context.Context, timeout time.Duration) (*StartResul
 		// Ready: it has recorded itself as the config's daemon (so what
 		// answers is not someone else) and answers HTTP, which it does
 		// only once its first maintenance round is done.
-		if info, _ := serve.InspectPIDFile(cfgPIDFile); info.PID == pid && probe(ctx, cfg.HTTP, cfg.HTTP.Addr).Status != 0 {
+		if info, _ := pidfile.Inspect(cfgPIDFile); info.PID == pid && probe(ctx, cfg.HTTP, cfg.HTTP.Addr).Status != 0 {
 			res.Took = time.Since(begin)
 			return res, nil
 		}

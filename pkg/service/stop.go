@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"regctl/pkg/distconfig"
-	"regctl/pkg/serve"
+	"regctl/pkg/pidfile"
 )
 
 // StopMargin is added to http.draintimeout for the default stop timeout:
@@ -67,10 +67,10 @@ func (s *Service) stop(ctx context.Context, timeout time.Duration) (*StopResult,
 	begin := time.Now()
 	defer func() {
 		res.Took = time.Since(begin)
-		if serve.Exited(pid) {
+		if pidfile.Exited(pid) {
 			removeIfNames(s.PIDFile, pid)
 			// Gone after SIGKILL, it could not remove its own.
-			removeIfNames(serve.PIDFilePath(s.Config), pid)
+			removeIfNames(pidfile.Path(s.Config), pid)
 		}
 	}()
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -105,7 +105,7 @@ func (s *Service) drainTimeout() time.Duration {
 // waitExit polls until pid has exited, for at most limit.
 func waitExit(ctx context.Context, pid int, limit time.Duration) bool {
 	deadline := time.Now().Add(limit)
-	for !serve.Exited(pid) {
+	for !pidfile.Exited(pid) {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return false
 		}

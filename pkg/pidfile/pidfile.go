@@ -1,4 +1,9 @@
-package serve
+// Package pidfile is the pid file of `regctl serve`: config.yml.pid,
+// beside the config it serves, written by the daemon and read by whoever
+// must find that daemon (reconfigure's reload, start, stop, status). A
+// pid is trusted only while it is a running regctl serve, so a stale
+// file whose pid the kernel gave to another program is never signalled.
+package pidfile
 
 import (
 	"bytes"
@@ -9,24 +14,23 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"regctl/internal/fsutil"
 )
 
-// PIDFilePath is where `regctl serve` records its pid: beside the config
-// it serves, named after it (config.yml.pid), so that whoever rewrites
-// that config can tell exactly its daemon to reload, even when several
+// Path is where `regctl serve` records its pid: beside the config it
+// serves, named after it (config.yml.pid), so that whoever rewrites that
+// config can tell exactly its daemon to reload, even when several
 // configs share a folder.
-func PIDFilePath(configPath string) string {
+func Path(configPath string) string {
 	return filepath.Join(filepath.Dir(configPath), filepath.Base(configPath)+".pid")
 }
 
-// WritePIDFile records this process as the daemon serving configPath and
+// Write records this process as the daemon serving configPath and
 // returns a function that removes the record again.
-func WritePIDFile(configPath string) (remove func(), err error) {
-	path := PIDFilePath(configPath)
-	if pid, _ := runningDaemon(path); pid != 0 && pid != os.Getpid() {
+func Write(configPath string) (remove func(), err error) {
+	path := Path(configPath)
+	if pid, _ := running(path); pid != 0 && pid != os.Getpid() {
 		return nil, fmt.Errorf("another regctl serve (pid %d) already serves %s", pid, configPath)
 	}
 	if err := fsutil.WriteFileAtomic(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
@@ -39,24 +43,11 @@ func WritePIDFile(configPath string) (remove func(), err error) {
 	}, nil
 }
 
-// SignalReload sends SIGHUP to the regctl daemon serving configPath, if
-// one runs. It returns the pid signalled, or 0 when none runs.
-func SignalReload(configPath string) (int, error) {
-	pid, err := runningDaemon(PIDFilePath(configPath))
-	if pid == 0 || err != nil {
-		return 0, err
-	}
-	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-		return 0, fmt.Errorf("signal regctl serve (pid %d): %w", pid, err)
-	}
-	return pid, nil
-}
+// ErrNoPID is wrapped when a pid file holds no pid.
+var ErrNoPID = errors.New("not a pid")
 
-// ErrBadPIDFile is wrapped when a pid file holds no pid.
-var ErrBadPIDFile = errors.New("not a pid")
-
-// PIDFileInfo is what a pid file says and whether it still holds.
-type PIDFileInfo struct {
+// Info is what a pid file says and whether it still holds.
+type Info struct {
 	Path string `json:"path"`
 	// PID is the pid recorded; 0 when there is no file.
 	PID int `json:"pid,omitempty"`
@@ -71,13 +62,13 @@ type PIDFileInfo struct {
 
 // Stale reports a pid file that names no running regctl serve: left by
 // a crash, or naming a pid the kernel has since given to another program.
-func (i PIDFileInfo) Stale() bool { return i.PID != 0 && !i.Live }
+func (i Info) Stale() bool { return i.PID != 0 && !i.Live }
 
-// InspectPIDFile reads a pid file and checks its process as
-// runningDaemon does. A missing file is no error (PID 0); an unreadable
-// or garbled one is.
-func InspectPIDFile(path string) (PIDFileInfo, error) {
-	info := PIDFileInfo{Path: path}
+// Inspect reads a pid file and checks that its process is a running
+// regctl serve. A missing file is no error (PID 0); an unreadable or
+// garbled one is (ErrNoPID when it holds no pid).
+func Inspect(path string) (Info, error) {
+	info := Info{Path: path}
 	pid, err := readPID(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return info, nil
@@ -90,11 +81,10 @@ func InspectPIDFile(path string) (PIDFileInfo, error) {
 	return info, nil
 }
 
-// runningDaemon reads a pid file and checks that the process is alive and
-// is a regctl serve, so a stale file whose pid was reused by another
-// program is never signalled.
-func runningDaemon(path string) (int, error) {
-	info, err := InspectPIDFile(path)
+// running is the pid of the live regctl serve a pid file names, 0 when
+// there is none.
+func running(path string) (int, error) {
+	info, err := Inspect(path)
 	if err != nil || !info.Live {
 		return 0, err
 	}
@@ -155,7 +145,7 @@ func readPID(path string) (int, error) {
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s: %w", path, ErrBadPIDFile)
+		return 0, fmt.Errorf("%s: %w", path, ErrNoPID)
 	}
 	return pid, nil
 }

@@ -1,4 +1,8 @@
-package serve
+// Package configsrc picks the config.yml a command works on, as
+// gitlab-ctl does: the file named on the command line, else the one
+// reconfigure rendered from the settings file; and, for `regctl serve`
+// alone, an embedded default when there is neither.
+package configsrc
 
 import (
 	"errors"
@@ -16,8 +20,8 @@ import (
 // relative to the working folder.
 const DefaultDataDir = "regctl-data"
 
-// ConfigSource says which config serve runs and why.
-type ConfigSource struct {
+// Source says which config serve runs and why.
+type Source struct {
 	Config *distconfig.Config
 	// Path is the config file, "" for the embedded default.
 	Path string
@@ -25,18 +29,18 @@ type ConfigSource struct {
 	Embedded bool
 }
 
-// FindConfig picks the config `regctl serve` runs, in this order: the
+// Find picks the config `regctl serve` runs, in this order: the
 // CONFIG argument; the config.yml rendered from the settings file; and,
 // when there is no settings file at the default location either, the
 // embedded default (loopback, ./regctl-data, no auth). A settings file
 // named explicitly must exist.
-func FindConfig(configArg, settingsPath string, settingsExplicit bool, log *slog.Logger) (*ConfigSource, error) {
+func Find(configArg, settingsPath string, settingsExplicit bool, log *slog.Logger) (*Source, error) {
 	if configArg != "" {
 		cfg, err := distconfig.Load(configArg, log)
 		if err != nil {
 			return nil, err
 		}
-		return &ConfigSource{Config: cfg, Path: configArg}, nil
+		return &Source{Config: cfg, Path: configArg}, nil
 	}
 	l, err := reconfigure.Load(settingsPath)
 	switch {
@@ -49,22 +53,22 @@ func FindConfig(configArg, settingsPath string, settingsExplicit bool, log *slog
 		if err != nil {
 			return nil, err
 		}
-		return &ConfigSource{Config: cfg, Embedded: true}, nil
+		return &Source{Config: cfg, Embedded: true}, nil
 	case err != nil:
 		return nil, err
 	}
-	cfg, path, err := renderedConfig(l, log)
+	cfg, path, err := Rendered(l, log)
 	if err != nil {
 		return nil, err
 	}
-	return &ConfigSource{Config: cfg, Path: path}, nil
+	return &Source{Config: cfg, Path: path}, nil
 }
 
-// LoadConfig is the config a maintenance command works on, as gitlab-ctl
+// Load is the config a maintenance command works on, as gitlab-ctl
 // does it: CONFIG when given, else the config.yml rendered from the
 // settings file. There is no embedded default here: collecting garbage
 // in an accidental ./regctl-data would help nobody.
-func LoadConfig(configArg, settingsPath string, log *slog.Logger) (*distconfig.Config, string, error) {
+func Load(configArg, settingsPath string, log *slog.Logger) (*distconfig.Config, string, error) {
 	if configArg != "" {
 		cfg, err := distconfig.Load(configArg, log)
 		return cfg, configArg, err
@@ -73,10 +77,12 @@ func LoadConfig(configArg, settingsPath string, log *slog.Logger) (*distconfig.C
 	if err != nil {
 		return nil, "", err
 	}
-	return renderedConfig(l, log)
+	return Rendered(l, log)
 }
 
-func renderedConfig(l *reconfigure.Loaded, log *slog.Logger) (*distconfig.Config, string, error) {
+// Rendered is the config.yml reconfigure rendered from loaded settings,
+// and its path; an error tells to run reconfigure when there is none.
+func Rendered(l *reconfigure.Loaded, log *slog.Logger) (*distconfig.Config, string, error) {
 	path := l.Resolve().ConfigYML
 	if _, err := os.Stat(path); err != nil {
 		return nil, "", fmt.Errorf("%s does not exist: run `regctl reconfigure` first, or pass a config file", path)

@@ -1,4 +1,4 @@
-package serve
+package blobcache
 
 import (
 	"context"
@@ -6,25 +6,24 @@ import (
 	"log/slog"
 	"time"
 
-	"regctl/pkg/blobcache"
 	"regctl/pkg/distconfig"
 )
 
-// OpenCache opens the shared blob descriptor cache a config names
+// Open opens the shared blob descriptor cache a config names
 // (storage.cache.blobdescriptor: redis), or returns nil: with inmemory
 // or no cache, regctl serve answers every existence question from the
 // storage, so no node can be stale (a per-node memory would be, as soon
 // as another node or garbage collection deletes). An unreachable Redis
 // is only logged: the daemon serves from the storage until it answers.
-func OpenCache(cfg *distconfig.Config, log *slog.Logger) (blobcache.Cache, error) {
+func Open(cfg *distconfig.Config, log *slog.Logger) (Cache, error) {
 	if cfg.Storage.Cache.BlobDescriptor != "redis" {
 		return nil, nil
 	}
-	r, err := blobcache.NewRedis(cfg.Redis)
+	r, err := NewRedis(cfg.Redis)
 	if err != nil {
 		return nil, err
 	}
-	g := &blobcache.Guarded{C: r, Log: log}
+	g := &Guarded{C: r, Log: log}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := r.Ping(ctx); err != nil {
@@ -41,7 +40,7 @@ func OpenCache(cfg *distconfig.Config, log *slog.Logger) (blobcache.Cache, error
 // When the cache does not answer before the job, nothing runs: its
 // deletions could not be invalidated afterwards. Call it while every
 // daemon is in maintenance (they do not fill the cache then).
-func FlushAfter(ctx context.Context, c blobcache.Cache, job func(context.Context) error) (flushed int, err error) {
+func FlushAfter(ctx context.Context, c Cache, job func(context.Context) error) (flushed int, err error) {
 	if c == nil {
 		return 0, job(ctx)
 	}
@@ -55,7 +54,7 @@ func FlushAfter(ctx context.Context, c blobcache.Cache, job func(context.Context
 	defer cancel()
 	n, ferr := c.Flush(fctx)
 	if ferr != nil {
-		ferr = fmt.Errorf("%w; nodes may answer \"exists\" for deleted blobs until the %s* keys are deleted (redis-cli --scan --pattern '%s*' | xargs redis-cli unlink)", ferr, blobcache.Namespace, blobcache.Namespace)
+		ferr = fmt.Errorf("%w; nodes may answer \"exists\" for deleted blobs until the %s* keys are deleted (redis-cli --scan --pattern '%s*' | xargs redis-cli unlink)", ferr, Namespace, Namespace)
 	}
 	if jobErr != nil && ferr != nil {
 		return n, fmt.Errorf("%w; and %w", jobErr, ferr)

@@ -1,21 +1,22 @@
-package serve
+package distconfig
 
 import (
 	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
-
-	"regctl/pkg/distconfig"
 )
 
 // RestartReasons names what differs between the config a daemon runs
-// (old) and a new one that Reload cannot apply to it: the listener, TLS,
-// the storage driver and its parameters, and every other setting read
-// only at startup. It is empty when a SIGHUP applies the whole change.
-// It lives beside Reload so the two agree on what reloads: auth, the
-// configured read-only mode, the log level and regctl.referrers.
-func RestartReasons(old, cur *distconfig.Config) []string {
+// (old) and a new one that a reload (SIGHUP) cannot apply to it: the
+// listener, TLS, the storage driver and its parameters, and every other
+// setting read only at startup. It is empty when a reload applies the
+// whole change. The daemon's Reload (pkg/serve) warns with it, and
+// reconfigure decides between a reload and a restart with it
+// (CompareConfigs), so the two agree on what reloads: auth, the
+// configured read-only mode, the log level and regctl.referrers, the
+// settings Reload applies and this function ignores.
+func RestartReasons(old, cur *Config) []string {
 	var reasons []string
 	differ := func(key string, a, b any) {
 		if !reflect.DeepEqual(a, b) {
@@ -49,11 +50,11 @@ func RestartReasons(old, cur *distconfig.Config) []string {
 	differ("validation", o.Validation, n.Validation)
 	differ("compatibility", o.Compatibility, n.Compatibility)
 	if len(reasons) == 0 {
-		// A field added to distconfig.Config later and not named above
+		// A field added to Config later and not named above
 		// still asks for a restart rather than being silently ignored.
 		a, b := *o, *n
-		for _, c := range []*distconfig.Config{&a, &b} {
-			c.Auth, c.Storage.ReadOnly, c.Log.Level, c.Referrers = nil, false, "", distconfig.Referrers{}
+		for _, c := range []*Config{&a, &b} {
+			c.Auth, c.Storage.ReadOnly, c.Log.Level, c.Referrers = nil, false, "", Referrers{}
 		}
 		if !reflect.DeepEqual(a, b) {
 			reasons = append(reasons, "other settings")
@@ -68,11 +69,11 @@ func RestartReasons(old, cur *distconfig.Config) []string {
 // unknown.
 func CompareConfigs(oldYML, newYML []byte) ([]string, error) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cur, err := distconfig.Parse("config.yml", newYML, quiet)
+	cur, err := Parse("config.yml", newYML, quiet)
 	if err != nil {
 		return nil, err
 	}
-	old, err := distconfig.Parse("config.yml (before)", oldYML, quiet)
+	old, err := Parse("config.yml (before)", oldYML, quiet)
 	if err != nil {
 		return []string{"the previous config.yml did not parse"}, nil
 	}

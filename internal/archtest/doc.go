@@ -1,0 +1,11 @@
+// Package archtest holds tests of the rules between regctl's packages,
+// checked with the go command (go list -deps) and go/parser, so that a
+// rule broken by an import fails `go test ./...` rather than a review.
+//
+// The rule today: the commands that never serve (garbage collection,
+// cleanup, usage, migrate-storage, registry-readonly, reconfigure and
+// the service verbs) do not depend on the daemon, pkg/serve and
+// pkg/registryd. Their logic lives in pkg/ packages, which must not
+// import the daemon, even indirectly; and in cmd/, which is one package
+// with `regctl serve` in it, only serve.go may import it.
+package archtest
