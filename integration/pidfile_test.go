@@ -42,7 +42,7 @@ func TestServePIDFileAndSignalReload(t *testing.T) {
 
 	pidFile := pidfile.Path(cfgPath)
 	if pidFile != cfgPath+".pid" {
-		t.Errorf("PIDFilePath = %s, want beside the config", pidFile)
+		t.Errorf("pidfile.Path = %s, want beside the config", pidFile)
 	}
 	if got := readPIDFile(t, pidFile); got != p.Pid() {
 		t.Fatalf("pid file says %d, daemon is %d", got, p.Pid())

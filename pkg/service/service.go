@@ -5,7 +5,7 @@
 // config.
 //
 // Two pid files are involved. config.yml.pid is written by every
-// `regctl serve` (pkg/serve) and names the daemon serving that config,
+// `regctl serve` (pkg/pidfile) and names the daemon serving that config,
 // however it was started. service.pid, beside it, is written by Start
 // and marks the daemon as this service's: only such a daemon is
 // restarted by reconfigure, since restarting one that systemd or a
