@@ -18,8 +18,8 @@ import (
 	"regctl/internal/ui"
 	"regctl/pkg/distconfig"
 	"regctl/pkg/migrate"
-	"regctl/pkg/reconfigure"
 	"regctl/pkg/rollout"
+	"regctl/pkg/settings"
 	"regctl/pkg/storage"
 )
 
@@ -101,7 +101,7 @@ func (o *migrateOpts) run(c *cobra.Command, args []string) error {
 	log := slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: level}))
 
 	l, err := o.loadSettings()
-	if err != nil && !(errors.Is(err, reconfigure.ErrNoSettings) && len(args) == 1 && !o.cutover) {
+	if err != nil && !(errors.Is(err, settings.ErrNoSettings) && len(args) == 1 && !o.cutover) {
 		return err
 	}
 	configPath := ""
@@ -377,7 +377,7 @@ func printVerify(p *ui.Printer, r *migrate.VerifyResult) {
 	}
 }
 
-func (o *migrateOpts) runCutover(ctx context.Context, p *ui.Printer, prog *migrateProgress, opts migrate.Options, l *reconfigure.Loaded, params map[string]any) error {
+func (o *migrateOpts) runCutover(ctx context.Context, p *ui.Printer, prog *migrateProgress, opts migrate.Options, l *settings.Loaded, params map[string]any) error {
 	mode := o.verify
 	if mode == "" {
 		mode = migrate.VerifyFull

@@ -7,7 +7,7 @@ import (
 
 	"regctl/internal/ui"
 	"regctl/pkg/readonly"
-	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 func newReadonlyCmd(root *rootOpts) *cobra.Command {
@@ -104,7 +104,7 @@ func newReadonlySetCmd(root *rootOpts, on bool) *cobra.Command {
 			}
 			what := "unchanged (already " + use + "d)"
 			if res.SettingsChanged {
-				what = fmt.Sprintf("%s: set %s = %v", l.Path, reconfigure.ReadOnlyKeyName(), on)
+				what = fmt.Sprintf("%s: set %s = %v", l.Path, settings.ReadOnlyKeyName(), on)
 			}
 			p.Line(ui.Info, "settings", what)
 			if err := printResult(p, res.Render); err != nil {

@@ -11,6 +11,7 @@ import (
 	"regctl/pkg/reconfigure"
 	"regctl/pkg/rollout"
 	"regctl/pkg/service"
+	"regctl/pkg/settings"
 )
 
 type reconfigureOpts struct {
@@ -62,7 +63,7 @@ func (o *reconfigureOpts) run(c *cobra.Command, _ []string) error {
 			*reconfigure.Result
 			Reload *service.ApplyResult `json:"reload,omitempty"`
 			// Warnings are the settings' warnings, also shown on stderr.
-			Warnings []*reconfigure.Problem `json:"warnings,omitempty"`
+			Warnings []*settings.Problem `json:"warnings,omitempty"`
 		}{Result: r.Render, Reload: r.Daemon, Warnings: append(slices.Clip(l.Warnings), disabled...)}
 		return p.JSON(out)
 	}

@@ -30,6 +30,7 @@ var nonServing = []string{
 	"regctl/pkg/rollout",     // reconfigure's render-and-apply
 	"regctl/pkg/service",     // start, stop, restart, status, tail; reload or restart
 	"regctl/pkg/reconfigure", // reconfigure
+	"regctl/pkg/settings",    // regctl.toml, its in-place edits
 	"regctl/pkg/maintenance", // the maintenance lease the jobs take
 	"regctl/pkg/blobcache",   // the cache a job flushes
 	"regctl/pkg/configsrc",   // which config.yml a command works on

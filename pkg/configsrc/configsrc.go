@@ -13,7 +13,7 @@ import (
 	"strconv"
 
 	"regctl/pkg/distconfig"
-	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 // DefaultDataDir is where the embedded default keeps its storage,
@@ -42,9 +42,9 @@ func Find(configArg, settingsPath string, settingsExplicit bool, log *slog.Logge
 		}
 		return &Source{Config: cfg, Path: configArg}, nil
 	}
-	l, err := reconfigure.Load(settingsPath)
+	l, err := settings.Load(settingsPath)
 	switch {
-	case errors.Is(err, reconfigure.ErrNoSettings) && !settingsExplicit:
+	case errors.Is(err, settings.ErrNoSettings) && !settingsExplicit:
 		root, err := filepath.Abs(DefaultDataDir)
 		if err != nil {
 			return nil, err
@@ -73,7 +73,7 @@ func Load(configArg, settingsPath string, log *slog.Logger) (*distconfig.Config,
 		cfg, err := distconfig.Load(configArg, log)
 		return cfg, configArg, err
 	}
-	l, err := reconfigure.Load(settingsPath)
+	l, err := settings.Load(settingsPath)
 	if err != nil {
 		return nil, "", err
 	}
@@ -82,7 +82,7 @@ func Load(configArg, settingsPath string, log *slog.Logger) (*distconfig.Config,
 
 // Rendered is the config.yml reconfigure rendered from loaded settings,
 // and its path; an error tells to run reconfigure when there is none.
-func Rendered(l *reconfigure.Loaded, log *slog.Logger) (*distconfig.Config, string, error) {
+func Rendered(l *settings.Loaded, log *slog.Logger) (*distconfig.Config, string, error) {
 	path := l.Resolve().ConfigYML
 	if _, err := os.Stat(path); err != nil {
 		return nil, "", fmt.Errorf("%s does not exist: run `regctl reconfigure` first, or pass a config file", path)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 func write(t *testing.T, path, content string) {
@@ -40,10 +40,10 @@ func TestFindAndLoad(t *testing.T) {
 	if err != nil || !src.Embedded || src.Path != "" || !strings.HasSuffix(src.Config.Storage.Params["rootdirectory"].(string), DefaultDataDir) {
 		t.Fatalf("Find(nothing) = %+v, %v; want the embedded default", src, err)
 	}
-	if _, err := Find("", missing, true, log); !errors.Is(err, reconfigure.ErrNoSettings) {
+	if _, err := Find("", missing, true, log); !errors.Is(err, settings.ErrNoSettings) {
 		t.Errorf("Find(named settings missing) = %v, want ErrNoSettings", err)
 	}
-	if _, _, err := Load("", missing, log); !errors.Is(err, reconfigure.ErrNoSettings) {
+	if _, _, err := Load("", missing, log); !errors.Is(err, settings.ErrNoSettings) {
 		t.Errorf("Load(no settings) = %v, want ErrNoSettings", err)
 	}
 

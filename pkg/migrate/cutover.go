@@ -10,8 +10,8 @@ import (
 
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
-	"regctl/pkg/reconfigure"
 	"regctl/pkg/service"
+	"regctl/pkg/settings"
 	"regctl/pkg/storage"
 )
 
@@ -21,7 +21,7 @@ import (
 type CutoverOptions struct {
 	Options
 	// Settings is the settings file, on the filesystem storage.
-	Settings *reconfigure.Loaded
+	Settings *settings.Loaded
 	// StorageS3 becomes [registry.storage.s3]: [migration.s3] with the
 	// command line's overrides.
 	StorageS3 map[string]any
@@ -38,7 +38,7 @@ type CutoverOptions struct {
 	// serve running on their config.yml, never restarting it
 	// (rollout.ReloadOnly, passed in so that this package does not
 	// depend on rendering); required.
-	Apply func(context.Context, *reconfigure.Loaded) (*service.ApplyResult, error)
+	Apply func(context.Context, *settings.Loaded) (*service.ApplyResult, error)
 	// Step, when set, is told each step as it starts and as it ends.
 	Step func(Step)
 }
@@ -107,7 +107,7 @@ func Cutover(ctx context.Context, opts CutoverOptions) (*CutoverResult, error) {
 	if l == nil {
 		return nil, errors.New("cutover: no settings")
 	}
-	if d := reconfigure.StorageDriver(l.Settings.Registry.Storage); d != "filesystem" {
+	if d := settings.StorageDriver(l.Settings.Registry.Storage); d != "filesystem" {
 		return nil, fmt.Errorf("cutover: the settings' storage is %s: only a filesystem storage can be cut over", d)
 	}
 	if len(opts.StorageS3) == 0 {
@@ -176,7 +176,7 @@ func Cutover(ctx context.Context, opts CutoverOptions) (*CutoverResult, error) {
 type cutover struct {
 	opts     CutoverOptions
 	res      *CutoverResult
-	cur      *reconfigure.Loaded // the settings as last written
+	cur      *settings.Loaded // the settings as last written
 	original []byte
 	config   string
 	lease    *maintenance.Lease
@@ -231,7 +231,7 @@ func (c *cutover) rest(ctx context.Context) error {
 	o := c.opts
 	log := o.Log
 	err := c.step(ctx, "read-only", func(ctx context.Context) (string, error) {
-		updated, _, err := reconfigure.SetReadOnly(c.cur, true)
+		updated, _, err := settings.SetReadOnly(c.cur, true)
 		if err != nil {
 			return "", err
 		}
@@ -306,12 +306,12 @@ func (c *cutover) rest(ctx context.Context) error {
 	err = c.step(ctx, "switch", func(ctx context.Context) (string, error) {
 		note := fmt.Sprintf("regctl migrate-storage --cutover moved the storage to %s on %s; it was:",
 			o.Target.Describe(), time.Now().UTC().Format(time.RFC3339))
-		updated, err := reconfigure.SwitchStorageToS3(c.cur, o.StorageS3, note)
+		updated, err := settings.SwitchStorageToS3(c.cur, o.StorageS3, note)
 		if err != nil {
 			return "", err
 		}
 		c.cur = updated
-		if updated, _, err = reconfigure.SetReadOnly(c.cur, false); err != nil {
+		if updated, _, err = settings.SetReadOnly(c.cur, false); err != nil {
 			return "", err
 		}
 		c.cur = updated
@@ -345,7 +345,7 @@ func (c *cutover) rollback(ctx context.Context) error {
 	defer cancel()
 	return c.step(ctx, "rollback", func(ctx context.Context) (string, error) {
 		var errs []error
-		restored, err := reconfigure.RestoreSettings(c.cur, c.original)
+		restored, err := settings.RestoreSettings(c.cur, c.original)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("restoring %s: %w", c.cur.Path, err))
 		} else {

@@ -14,6 +14,7 @@ import (
 	"regctl/pkg/reconfigure"
 	"regctl/pkg/rollout"
 	"regctl/pkg/service"
+	"regctl/pkg/settings"
 )
 
 // SetResult is what Set did.
@@ -28,11 +29,11 @@ type SetResult struct {
 }
 
 // Set turns the configured read-only mode on or off: it sets the
-// settings key (reconfigure.SetReadOnly, one line), renders the settings
+// settings key (settings.SetReadOnly, one line), renders the settings
 // and applies them to the daemon (rollout.Run), which reloads the mode
 // without a restart.
-func Set(ctx context.Context, l *reconfigure.Loaded, on bool) (*SetResult, error) {
-	updated, changed, err := reconfigure.SetReadOnly(l, on)
+func Set(ctx context.Context, l *settings.Loaded, on bool) (*SetResult, error) {
+	updated, changed, err := settings.SetReadOnly(l, on)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +54,7 @@ type Status struct {
 // ReadStatus reads the settings' read-only state and the storage's lease
 // and heartbeats. What cannot be read on the storage is reported in
 // Cluster.Error.
-func ReadStatus(ctx context.Context, l *reconfigure.Loaded, log *slog.Logger) (*Status, error) {
+func ReadStatus(ctx context.Context, l *settings.Loaded, log *slog.Logger) (*Status, error) {
 	st, err := reconfigure.ReadOnlyStatus(l)
 	if err != nil {
 		return nil, err

@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"regctl/pkg/maintenance"
-	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 	"regctl/pkg/storage"
 )
 
-func load(t *testing.T, path string) *reconfigure.Loaded {
+func load(t *testing.T, path string) *settings.Loaded {
 	t.Helper()
-	l, err := reconfigure.Load(path)
+	l, err := settings.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,12 +27,12 @@ func load(t *testing.T, path string) *reconfigure.Loaded {
 // says so; ReadStatus then finds config.yml in step.
 func TestSetWithoutADaemon(t *testing.T) {
 	dir := t.TempDir()
-	settings := filepath.Join(dir, "regctl.toml")
-	if err := os.WriteFile(settings, []byte("data_dir = \"data\"\n"), 0o600); err != nil {
+	settingsPath := filepath.Join(dir, "regctl.toml")
+	if err := os.WriteFile(settingsPath, []byte("data_dir = \"data\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	res, err := Set(ctx, load(t, settings), true)
+	res, err := Set(ctx, load(t, settingsPath), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,21 +40,21 @@ func TestSetWithoutADaemon(t *testing.T) {
 		t.Fatalf("Set = %+v, daemon %+v", res, res.Daemon)
 	}
 	log := slog.New(slog.DiscardHandler)
-	st, err := ReadStatus(ctx, load(t, settings), log)
+	st, err := ReadStatus(ctx, load(t, settingsPath), log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !st.Enabled || !st.InSync || st.Cluster.Error != "" || st.Cluster.Lease != nil || len(st.Cluster.Nodes) != 0 {
 		t.Fatalf("status after enable = %+v", st)
 	}
-	res, err = Set(ctx, load(t, settings), true)
+	res, err = Set(ctx, load(t, settingsPath), true)
 	if err != nil || res.SettingsChanged {
 		t.Fatalf("second enable = %+v, %v; want no change", res, err)
 	}
-	if res, err = Set(ctx, load(t, settings), false); err != nil || !res.SettingsChanged {
+	if res, err = Set(ctx, load(t, settingsPath), false); err != nil || !res.SettingsChanged {
 		t.Fatalf("disable = %+v, %v", res, err)
 	}
-	if st, err := ReadStatus(ctx, load(t, settings), log); err != nil || st.Enabled || !st.InSync {
+	if st, err := ReadStatus(ctx, load(t, settingsPath), log); err != nil || st.Enabled || !st.InSync {
 		t.Fatalf("status after disable = %+v, %v", st, err)
 	}
 }

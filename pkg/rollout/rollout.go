@@ -12,6 +12,7 @@ import (
 
 	"regctl/pkg/reconfigure"
 	"regctl/pkg/service"
+	"regctl/pkg/settings"
 )
 
 // Options are Run's.
@@ -35,7 +36,7 @@ type Result struct {
 // Run renders the settings and applies them to the running daemon. Its
 // error is a failure to render (nothing is applied then); a failure to
 // apply is in Result.Daemon.
-func Run(ctx context.Context, l *reconfigure.Loaded, opts Options) (*Result, error) {
+func Run(ctx context.Context, l *settings.Loaded, opts Options) (*Result, error) {
 	svc := service.New(l.Resolve())
 	// config.yml as the daemon may be running it, to tell a reload from a
 	// restart once reconfigure has replaced it.
@@ -58,7 +59,7 @@ func Run(ctx context.Context, l *reconfigure.Loaded, opts Options) (*Result, err
 // storage cutover): it renders l and reloads the daemon, reporting in
 // NeedsRestart what only a restart applies. Its error is the render's or
 // the daemon's.
-func ReloadOnly(ctx context.Context, l *reconfigure.Loaded) (*service.ApplyResult, error) {
+func ReloadOnly(ctx context.Context, l *settings.Loaded) (*service.ApplyResult, error) {
 	res, err := Run(ctx, l, Options{Apply: service.ApplyOptions{ReloadOnly: true}})
 	if err != nil {
 		return nil, err

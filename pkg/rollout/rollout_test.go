@@ -5,18 +5,18 @@ import (
 	"path/filepath"
 	"testing"
 
-	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 // A dry run renders nothing and touches no daemon; a run writes the
 // files and, with no daemon, reports none running.
 func TestRunWithoutADaemon(t *testing.T) {
 	dir := t.TempDir()
-	settings := filepath.Join(dir, "regctl.toml")
-	if err := os.WriteFile(settings, []byte("data_dir = \"data\"\n"), 0o600); err != nil {
+	settingsPath := filepath.Join(dir, "regctl.toml")
+	if err := os.WriteFile(settingsPath, []byte("data_dir = \"data\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err := reconfigure.Load(settings)
+	l, err := settings.Load(settingsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
