@@ -382,7 +382,7 @@ func (o *migrateOpts) runCutover(ctx context.Context, p *ui.Printer, prog *migra
 		mode = migrate.VerifyFull
 	}
 	if !o.json() {
-		p.Title("migrate-storage --cutover: " + opts.SourceRoot + " -> " + opts.Target.Describe())
+		p.Title("migrate-storage --cutover: " + opts.SourceRoot + " -> " + storage.Describe(opts.Target))
 	}
 	co := migrate.CutoverOptions{
 		Options: opts, Settings: l, StorageS3: params, VerifyMode: mode, ReadOnlyTimeout: o.readOnlyTimeout,
@@ -413,7 +413,7 @@ func (o *migrateOpts) runCutover(ctx context.Context, p *ui.Printer, prog *migra
 	case res.RolledBack:
 		p.Line(ui.Warn, "rolled back", "the registry is on the filesystem storage again, as before; nothing was lost")
 	case err == nil:
-		p.Line(ui.OK, "cutover", "the settings now use "+opts.Target.Describe())
+		p.Line(ui.OK, "cutover", "the settings now use "+storage.Describe(opts.Target))
 		if res.RestartNeeded {
 			p.Hint(fmt.Sprintf("restart regctl serve (pid %d) to serve from S3: until then it serves the old storage, read-only", res.DaemonPID))
 		} else {
