@@ -163,18 +163,16 @@ func (o *migrateOpts) run(c *cobra.Command, args []string) error {
 	}
 }
 
-// sourceRoot is the filesystem rootdirectory of a config.yml.
+// sourceRoot is the local folder of a config.yml's storage (the
+// filesystem's rootdirectory).
 func sourceRoot(configPath string, log *slog.Logger) (string, error) {
 	cfg, err := distconfig.Load(configPath, log)
 	if err != nil {
 		return "", err
 	}
-	if cfg.Storage.Driver != "filesystem" {
+	root, ok := storage.LocalRoot(cfg.Storage.Driver, cfg.Storage.Params)
+	if !ok {
 		return "", fmt.Errorf("%s: the storage is %s: migrate-storage copies a filesystem storage into S3", configPath, cfg.Storage.Driver)
-	}
-	root, _ := cfg.Storage.Params["rootdirectory"].(string)
-	if root == "" {
-		root = "/var/lib/registry" // Distribution's default
 	}
 	return filepath.Abs(root)
 }
