@@ -107,15 +107,10 @@ func untilStopped(cause chan<- error) Work {
 	}
 }
 
-// waitTimers waits until n timers of the fake clock are armed: the
-// goroutines the test drives wait on it.
+// waitTimers waits until n timers of the fake clock are armed.
 func (e *jobEnv) waitTimers(t *testing.T, n int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := e.clk.WaitTimers(ctx, n); err != nil {
-		t.Fatalf("waiting for %d timers (%d armed): %v", n, e.clk.Timers(), err)
-	}
+	waitTimers(t, e.clk, n)
 }
 
 // checkReleased fails unless the lease is gone and the run lock of st
