@@ -96,10 +96,11 @@ type CutoverResult struct {
 //     serving the old storage (until it is restarted on the new one)
 //     keeps refusing writes that nobody would ever see.
 //
-// Any failure from step 2 on rolls back: the settings file gets its
-// original bytes back, reconfigure and reload run, and the lease is
-// released, so the registry is on the filesystem and writable as before;
-// the source is only ever read, so nothing is lost.
+// Steps 3 to 6 run as a maintenance job (maintenance.RunJob) under the
+// lease. Any failure from step 2 on rolls back: the job releases the
+// lease, the settings file gets its original bytes back, reconfigure and
+// reload run, so the registry is on the filesystem and writable as
+// before; the source is only ever read, so nothing is lost.
 func Cutover(ctx context.Context, opts CutoverOptions) (*CutoverResult, error) {
 	l := opts.Settings
 	if l == nil {
