@@ -19,8 +19,8 @@ import (
 	"regctl/internal/ui"
 	"regctl/pkg/cleanup"
 	"regctl/pkg/distconfig"
-	"regctl/pkg/reconfigure"
 	"regctl/pkg/serve"
+	"regctl/pkg/settings"
 )
 
 type cleanupOpts struct {
@@ -153,7 +153,7 @@ func (o *cleanupOpts) run(c *cobra.Command, args []string) error {
 
 // client targets --registry, or the local daemon of the rendered config
 // (returned too: its storage is what the run lock guards).
-func (o *cleanupOpts) client(l *reconfigure.Loaded, args []string) (*cleanup.Client, *distconfig.Config, error) {
+func (o *cleanupOpts) client(l *settings.Loaded, args []string) (*cleanup.Client, *distconfig.Config, error) {
 	if o.registry != "" {
 		var auth cleanup.Authenticator
 		if o.username != "" {
@@ -271,7 +271,7 @@ func printExplain(p *ui.Printer, rr *cleanup.Repository, pol *cleanup.Policy) {
 	p.Table([]string{"TAG", "CREATED", "VERDICT", "REASON"}, rows)
 }
 
-func printCleanupReport(p *ui.Printer, rep *cleanup.Report, l *reconfigure.Loaded) {
+func printCleanupReport(p *ui.Printer, rep *cleanup.Report, l *settings.Loaded) {
 	title := "registry-cleanup"
 	verb := "deleted"
 	if rep.DryRun {
@@ -327,7 +327,7 @@ func printCleanupReport(p *ui.Printer, rep *cleanup.Report, l *reconfigure.Loade
 // printDisabledPolicies names each disabled policy, the repositories it
 // left alone and where to enable it; it returns how many repositories
 // they claimed.
-func printDisabledPolicies(p *ui.Printer, disabled []*cleanup.DisabledPolicy, l *reconfigure.Loaded) (claimed int) {
+func printDisabledPolicies(p *ui.Printer, disabled []*cleanup.DisabledPolicy, l *settings.Loaded) (claimed int) {
 	const most = 10
 	for _, d := range disabled {
 		claimed += len(d.Repositories)

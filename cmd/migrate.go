@@ -16,6 +16,7 @@ import (
 	"regctl/pkg/distconfig"
 	"regctl/pkg/migrate"
 	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 	"regctl/pkg/storage"
 )
 
@@ -97,7 +98,7 @@ func (o *migrateOpts) run(c *cobra.Command, args []string) error {
 	log := slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: level}))
 
 	l, err := o.loadSettings()
-	if err != nil && !(errors.Is(err, reconfigure.ErrNoSettings) && len(args) == 1 && !o.cutover) {
+	if err != nil && !(errors.Is(err, settings.ErrNoSettings) && len(args) == 1 && !o.cutover) {
 		return err
 	}
 	configPath := ""
@@ -372,7 +373,7 @@ func printVerify(p *ui.Printer, r *migrate.VerifyResult) {
 	}
 }
 
-func (o *migrateOpts) runCutover(ctx context.Context, p *ui.Printer, prog *migrateProgress, opts migrate.Options, l *reconfigure.Loaded, params map[string]any) error {
+func (o *migrateOpts) runCutover(ctx context.Context, p *ui.Printer, prog *migrateProgress, opts migrate.Options, l *settings.Loaded, params map[string]any) error {
 	mode := o.verify
 	if mode == "" {
 		mode = migrate.VerifyFull
@@ -382,6 +383,10 @@ func (o *migrateOpts) runCutover(ctx context.Context, p *ui.Printer, prog *migra
 	}
 	co := migrate.CutoverOptions{
 		Options: opts, Settings: l, StorageS3: params, VerifyMode: mode, ReadOnlyTimeout: o.readOnlyTimeout,
+		Reconfigure: func(l *settings.Loaded) error {
+			_, err := reconfigure.Run(l, reconfigure.Options{})
+			return err
+		},
 		Step: func(s migrate.Step) {
 			if o.json() || s.Status == "running" {
 				return

@@ -7,6 +7,7 @@ import (
 
 	"regctl/internal/ui"
 	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 func newReadonlyCmd(root *rootOpts) *cobra.Command {
@@ -96,7 +97,7 @@ func newReadonlySetCmd(root *rootOpts, on bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			updated, changed, err := reconfigure.SetReadOnly(l, on)
+			updated, changed, err := settings.SetReadOnly(l, on)
 			if err != nil {
 				return err
 			}
@@ -111,7 +112,7 @@ func newReadonlySetCmd(root *rootOpts, on bool) *cobra.Command {
 			}
 			what := "unchanged (already " + use + "d)"
 			if changed {
-				what = fmt.Sprintf("%s: set %s = %v", l.Path, reconfigure.ReadOnlyKeyName(), on)
+				what = fmt.Sprintf("%s: set %s = %v", l.Path, settings.ReadOnlyKeyName(), on)
 			}
 			p.Line(ui.Info, "settings", what)
 			if err := printResult(p, res); err != nil {

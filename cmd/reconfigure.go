@@ -15,6 +15,7 @@ import (
 	"regctl/pkg/reconfigure"
 	"regctl/pkg/serve"
 	"regctl/pkg/service"
+	"regctl/pkg/settings"
 )
 
 type reconfigureOpts struct {
@@ -76,7 +77,7 @@ func (o *reconfigureOpts) run(c *cobra.Command, _ []string) error {
 			*reconfigure.Result
 			Reload *reloadResult `json:"reload,omitempty"`
 			// Warnings are the settings' warnings, also shown on stderr.
-			Warnings []*reconfigure.Problem `json:"warnings,omitempty"`
+			Warnings []*settings.Problem `json:"warnings,omitempty"`
 		}{Result: res, Warnings: append(slices.Clip(l.Warnings), disabled...)}
 		if !o.dryRun {
 			out.Reload = &reload
@@ -108,7 +109,7 @@ type reloadResult struct {
 
 // reloadDaemon tells a regctl serve running on the rendered config to
 // re-read it (SIGHUP): read-only mode and the log level change live.
-func reloadDaemon(l *reconfigure.Loaded) reloadResult {
+func reloadDaemon(l *settings.Loaded) reloadResult {
 	r := reloadResult{Config: l.Resolve().ConfigYML}
 	pid, err := serve.SignalReload(r.Config)
 	r.PID = pid
@@ -120,7 +121,7 @@ func reloadDaemon(l *reconfigure.Loaded) reloadResult {
 
 // applyToDaemon reloads the daemon, or restarts it when it was started
 // by `regctl start` and a setting changed that a reload cannot apply.
-func applyToDaemon(ctx context.Context, l *reconfigure.Loaded, oldConfig []byte) reloadResult {
+func applyToDaemon(ctx context.Context, l *settings.Loaded, oldConfig []byte) reloadResult {
 	a, err := service.New(l.Resolve()).Apply(ctx, oldConfig)
 	r := reloadResult{Config: a.Config, PID: a.PID, Managed: a.Managed, NeedsRestart: a.NeedsRestart,
 		Restarted: a.Restarted, NewPID: a.NewPID}

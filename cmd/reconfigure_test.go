@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 var hex128 = regexp.MustCompile(`[0-9a-f]{128}`)
@@ -294,14 +295,14 @@ name = "audit"
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			dir, settings := newSettings(t, tt.settings)
+			dir, settingsPath := newSettings(t, tt.settings)
 			before := snapshot(t, dir)
 
-			r := mustCode(t, 2, "reconfigure", "--settings", settings)
+			r := mustCode(t, 2, "reconfigure", "--settings", settingsPath)
 			sameTree(t, before, snapshot(t, dir))
 			mustContain(t, "stderr", r.stderr, fmt.Sprintf("invalid settings: %d problems:", len(tt.want)))
 			for _, p := range tt.want {
-				mustContain(t, "stderr", r.stderr, fmt.Sprintf("%s:%d: %s: %s", settings, p.line, p.key, p.msg))
+				mustContain(t, "stderr", r.stderr, fmt.Sprintf("%s:%d: %s: %s", settingsPath, p.line, p.key, p.msg))
 			}
 			mustNotContain(t, "stderr", r.stderr, tt.notWant...)
 			if r.stdout != "" {
@@ -309,11 +310,11 @@ name = "audit"
 			}
 
 			// -o json: the same problems as data on stdout.
-			r = mustCode(t, 2, "reconfigure", "-o", "json", "--settings", settings)
+			r = mustCode(t, 2, "reconfigure", "-o", "json", "--settings", settingsPath)
 			sameTree(t, before, snapshot(t, dir))
 			var out struct {
-				Error    string                 `json:"error"`
-				Problems []*reconfigure.Problem `json:"problems"`
+				Error    string              `json:"error"`
+				Problems []*settings.Problem `json:"problems"`
 			}
 			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 				t.Fatalf("stdout is not JSON: %v\n%s", err, r)
@@ -323,8 +324,8 @@ name = "audit"
 			}
 			for i, p := range tt.want {
 				got := out.Problems[i]
-				if got.File != settings || got.Line != p.line || got.Key != p.key || !strings.Contains(got.Message, p.msg) {
-					t.Errorf("problem %d: got %+v, want %s:%d %s %q", i, got, settings, p.line, p.key, p.msg)
+				if got.File != settingsPath || got.Line != p.line || got.Key != p.key || !strings.Contains(got.Message, p.msg) {
+					t.Errorf("problem %d: got %+v, want %s:%d %s %q", i, got, settingsPath, p.line, p.key, p.msg)
 				}
 			}
 		})
@@ -346,11 +347,11 @@ func TestReconfigureMalformedTOML(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			dir, settings := newSettings(t, tt.settings)
+			dir, settingsPath := newSettings(t, tt.settings)
 			before := snapshot(t, dir)
-			r := mustCode(t, 2, "reconfigure", "--settings", settings)
+			r := mustCode(t, 2, "reconfigure", "--settings", settingsPath)
 			sameTree(t, before, snapshot(t, dir))
-			mustContain(t, "stderr", r.stderr, fmt.Sprintf("%s:%d: ", settings, tt.line), "TOML syntax")
+			mustContain(t, "stderr", r.stderr, fmt.Sprintf("%s:%d: ", settingsPath, tt.line), "TOML syntax")
 		})
 	}
 }
@@ -369,14 +370,14 @@ func TestReconfigureShowsSettingsWarnings(t *testing.T) {
 // in -o json. Other commands keep quiet about it.
 func TestReconfigureWarnsAboutDisabledCleanupPolicies(t *testing.T) {
 	t.Parallel()
-	_, settings := withSecrets(t, "data_dir = \"data\"\n\n[[registry.cleanup_policies]]\nname = \"weekly\"\nrepositories = [\"g/**\"]\nname_regex = \"v.*\"\nkeep_n = 5\n")
-	r := mustCode(t, 0, "reconfigure", "--settings", settings)
-	mustContain(t, "stderr", r.stderr, "warning: "+settings+":3: registry.cleanup_policies[0].enabled: policy \"weekly\" is disabled "+
+	_, settingsPath := withSecrets(t, "data_dir = \"data\"\n\n[[registry.cleanup_policies]]\nname = \"weekly\"\nrepositories = [\"g/**\"]\nname_regex = \"v.*\"\nkeep_n = 5\n")
+	r := mustCode(t, 0, "reconfigure", "--settings", settingsPath)
+	mustContain(t, "stderr", r.stderr, "warning: "+settingsPath+":3: registry.cleanup_policies[0].enabled: policy \"weekly\" is disabled "+
 		"(enabled is not set, and GitLab's default is false): registry-cleanup skips it")
-	r = mustCode(t, 0, "reconfigure", "--settings", settings, "-o", "json")
+	r = mustCode(t, 0, "reconfigure", "--settings", settingsPath, "-o", "json")
 	var out struct {
 		Files    []json.RawMessage
-		Warnings []reconfigure.Problem
+		Warnings []settings.Problem
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("%v\n%s", err, r.stdout)
@@ -384,6 +385,6 @@ func TestReconfigureWarnsAboutDisabledCleanupPolicies(t *testing.T) {
 	if len(out.Files) == 0 || len(out.Warnings) != 1 || out.Warnings[0].Line != 3 || out.Warnings[0].Key != "registry.cleanup_policies[0].enabled" {
 		t.Errorf("JSON: %s", r.stdout)
 	}
-	r = mustCode(t, 0, "registry-readonly", "status", "--settings", settings)
+	r = mustCode(t, 0, "registry-readonly", "status", "--settings", settingsPath)
 	mustNotContain(t, "registry-readonly status", r.stdout+r.stderr, "is disabled")
 }

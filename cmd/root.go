@@ -16,6 +16,7 @@ import (
 
 	"regctl/internal/ui"
 	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 // Version is set at build time with -ldflags "-X regctl/cmd.Version=...".
@@ -38,13 +39,13 @@ func (o *rootOpts) settingsPath() string {
 	if env := os.Getenv("REGCTL_SETTINGS"); env != "" {
 		return env
 	}
-	return reconfigure.DefaultSettingsPath
+	return settings.DefaultSettingsPath
 }
 
 // loadSettings loads and validates the settings; their warnings go to
 // stderr, once, and do not stop the command.
-func (o *rootOpts) loadSettings() (*reconfigure.Loaded, error) {
-	l, err := reconfigure.Load(o.settingsPath())
+func (o *rootOpts) loadSettings() (*settings.Loaded, error) {
+	l, err := settings.Load(o.settingsPath())
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +54,7 @@ func (o *rootOpts) loadSettings() (*reconfigure.Loaded, error) {
 }
 
 // warn shows settings warnings on stderr, each with file, line and key.
-func (o *rootOpts) warn(ws []*reconfigure.Problem) {
+func (o *rootOpts) warn(ws []*settings.Problem) {
 	for _, w := range ws {
 		fmt.Fprintln(o.stderr, ui.WarningText(o.stderr, o.noColor, w.Error()))
 	}
@@ -91,7 +92,7 @@ GitLab's gitlab.yml, the token-signing key pair and maintenance.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
-	pf.StringVar(&o.settings, "settings", "", "settings file (env REGCTL_SETTINGS; default "+reconfigure.DefaultSettingsPath+")")
+	pf.StringVar(&o.settings, "settings", "", "settings file (env REGCTL_SETTINGS; default "+settings.DefaultSettingsPath+")")
 	pf.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	pf.BoolVar(&o.noColor, "no-color", false, "plain output without colours (also when NO_COLOR is set)")
 
@@ -141,7 +142,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return quiet.code
 	}
 	code := exitCode(err)
-	var inv *reconfigure.InvalidError
+	var inv *settings.InvalidError
 	if o.json() && errors.As(err, &inv) {
 		// Scripts get the problems as data on stdout.
 		_ = o.printer().JSON(map[string]any{"error": "invalid settings", "problems": inv.Problems()})
@@ -165,10 +166,10 @@ func interruptible() (context.Context, context.CancelFunc) {
 }
 
 func exitCode(err error) int {
-	var inv *reconfigure.InvalidError
+	var inv *settings.InvalidError
 	var usage usageError
 	switch {
-	case errors.As(err, &inv), errors.As(err, &usage), errors.Is(err, reconfigure.ErrNoSettings):
+	case errors.As(err, &inv), errors.As(err, &usage), errors.Is(err, settings.ErrNoSettings):
 		return 2
 	case isCobraUsage(err):
 		return 2
@@ -188,7 +189,7 @@ func isCobraUsage(err error) bool {
 func errorMessage(err error) string {
 	msg := err.Error()
 	switch {
-	case errors.Is(err, reconfigure.ErrNoSettings):
+	case errors.Is(err, settings.ErrNoSettings):
 		msg += "\nhint: pass --settings FILE or set REGCTL_SETTINGS"
 	case errors.Is(err, reconfigure.ErrPairExists):
 		msg += "\nhint: replacing the pair invalidates tokens GitLab signed with the old key until GitLab and the registry restart"

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 func TestVersion(t *testing.T) {
@@ -120,14 +121,14 @@ func TestSettingsPathPrecedence(t *testing.T) {
 		{name: "flag beats env", env: envFile, args: []string{"--settings", flagFile}, wantSource: flagFile + ":3"},
 		{name: "missing flag file beats valid env", env: envFile, args: []string{"--settings", missing}, wantMiss: missing},
 		{name: "missing env file", env: missing, wantMiss: missing},
-		{name: "default", wantMiss: reconfigure.DefaultSettingsPath},
+		{name: "default", wantMiss: settings.DefaultSettingsPath},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("REGCTL_SETTINGS", tt.env)
 			if tt.env == "" && len(tt.args) == 0 {
-				if _, err := os.Stat(reconfigure.DefaultSettingsPath); err == nil {
-					t.Skipf("%s exists on this machine", reconfigure.DefaultSettingsPath)
+				if _, err := os.Stat(settings.DefaultSettingsPath); err == nil {
+					t.Skipf("%s exists on this machine", settings.DefaultSettingsPath)
 				}
 			}
 			r, st := statusSource(t, tt.args...)

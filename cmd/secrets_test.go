@@ -10,7 +10,7 @@ import (
 	"unicode"
 
 	"regctl/pkg/certs"
-	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 // The tests here run over every key the schema marks secret, so that a
@@ -24,13 +24,13 @@ var tableNeeds = map[string]string{
 }
 
 // keyName is a secret key as messages name it: registry.notifications[0].headers.
-func keyName(k reconfigure.SecretKey) string {
+func keyName(k settings.SecretKey) string {
 	return strings.ReplaceAll(strings.Join(k.Path, "."), ".*", "[0]")
 }
 
 // secretSettings is a settings file that sets k to the TOML value val
 // (extra follows it in the same table), and the line that sets k.
-func secretSettings(t *testing.T, k reconfigure.SecretKey, val, extra string) (string, int) {
+func secretSettings(t *testing.T, k settings.SecretKey, val, extra string) (string, int) {
 	t.Helper()
 	table := strings.Join(k.Path[:len(k.Path)-1], ".")
 	var b strings.Builder
@@ -52,7 +52,7 @@ func secretSettings(t *testing.T, k reconfigure.SecretKey, val, extra string) (s
 
 // inShape puts a TOML scalar where k wants one: the key itself, or a
 // value in its table.
-func inShape(t *testing.T, k reconfigure.SecretKey, scalar string) string {
+func inShape(t *testing.T, k settings.SecretKey, scalar string) string {
 	t.Helper()
 	switch k.Shape {
 	case "a string":
@@ -81,7 +81,7 @@ func letters(s string) string {
 // the key and its line, never the value, in text and in JSON.
 func TestReconfigureInvalidSecretNotShown(t *testing.T) {
 	t.Parallel()
-	keys := reconfigure.SecretKeys()
+	keys := settings.SecretKeys()
 	if len(keys) < 10 {
 		t.Fatalf("only %d secret keys: %v", len(keys), keys)
 	}
@@ -156,7 +156,7 @@ type secretChange struct {
 // scalar), and a change of the password in a notification URL.
 func secretChanges(t *testing.T) []secretChange {
 	var out []secretChange
-	for _, k := range reconfigure.SecretKeys() {
+	for _, k := range settings.SecretKeys() {
 		key := keyName(k)
 		if key == "registry.internal_key" {
 			pairs, err := testPairs()

@@ -10,6 +10,7 @@ import (
 
 	"regctl/pkg/certs"
 	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 	"regctl/pkg/token"
 )
 
@@ -114,7 +115,7 @@ func (o *tokenIssueOpts) run(*cobra.Command, []string) error {
 
 // signingKey is the internal key GitLab signs with, checked against its
 // certificate so a token that the registry would reject is never printed.
-func signingKey(l *reconfigure.Loaded) (crypto.Signer, error) {
+func signingKey(l *settings.Loaded) (crypto.Signer, error) {
 	path := l.Resolve().Secrets
 	sec, err := reconfigure.LoadSecrets(path)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"regctl/internal/testtools"
-	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 // cleanEnv is this process's environment without the variables that
@@ -79,8 +79,8 @@ func TestServeMissingExplicitSettings(t *testing.T) {
 // settings file: the embedded default, on the address REGISTRY_HTTP_ADDR
 // names, storing under ./regctl-data, warning that there is no auth.
 func TestServeEmbeddedDefault(t *testing.T) {
-	if _, err := os.Stat(reconfigure.DefaultSettingsPath); err == nil {
-		t.Skipf("%s exists on this machine: serve would use it", reconfigure.DefaultSettingsPath)
+	if _, err := os.Stat(settings.DefaultSettingsPath); err == nil {
+		t.Skipf("%s exists on this machine: serve would use it", settings.DefaultSettingsPath)
 	}
 	dir := t.TempDir()
 	addr := testtools.FreeAddr(t)

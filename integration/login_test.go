@@ -23,6 +23,7 @@ import (
 	"regctl/internal/testtools"
 	"regctl/pkg/certs"
 	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 	"regctl/pkg/token"
 )
 
@@ -265,15 +266,15 @@ func startRealmSite(t *testing.T, realm *testRealm, extra string) realmSite {
 	realmURL := strings.Replace(realm.URL, "127.0.0.1", "localhost", 1)
 	dir := t.TempDir()
 	addr := testtools.FreeAddr(t)
-	settings := filepath.Join(dir, "regctl.toml")
+	settingsPath := filepath.Join(dir, "regctl.toml")
 	src := "data_dir = \"data\"\nexternal_url = \"" + realmURL + "\"\n[registry]\nregistry_http_addr = \"" + addr + "\"\n" + extra
-	if err := os.WriteFile(settings, []byte(src), 0o600); err != nil {
+	if err := os.WriteFile(settingsPath, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := runRegctl(t, dir, cleanEnv(), "--settings", settings, "reconfigure"); code != 0 {
+	if out, code := runRegctl(t, dir, cleanEnv(), "--settings", settingsPath, "reconfigure"); code != 0 {
 		t.Fatalf("reconfigure: exit %d\n%s", code, out)
 	}
-	l, err := reconfigure.Load(settings)
+	l, err := settings.Load(settingsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +288,7 @@ func startRealmSite(t *testing.T, realm *testRealm, extra string) realmSite {
 	}
 	realm.use(key, l.Settings.GitlabRails.RegistryIssuer)
 	startServeT(t, l.Resolve().ConfigYML, addr)
-	return realmSite{realmURL: realmURL, addr: addr, dir: dir, settings: settings, key: key}
+	return realmSite{realmURL: realmURL, addr: addr, dir: dir, settings: settingsPath, key: key}
 }
 
 // realmGranted reports whether user asked for action in some scope.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 // fakeRegistry serves the API calls the client makes from memory: pages
@@ -172,7 +172,7 @@ func TestRunRefusedTagDeleteLeavesRepositoryAlone(t *testing.T) {
 	old := time.Now().Add(-48 * time.Hour).Format(time.RFC3339)
 	f.tags["locked/app"] = map[string]string{"v1": old, "v2": "", "latest": old}
 	f.tags["open/app"] = map[string]string{"v1": old, "v2": "", "latest": old}
-	pol, err := Compile(reconfigure.CleanupPolicy{Name: "all", Repositories: []string{"**"}, Enabled: true, NameRegex: "v.*", OlderThan: "1d"})
+	pol, err := Compile(settings.CleanupPolicy{Name: "all", Repositories: []string{"**"}, Enabled: true, NameRegex: "v.*", OlderThan: "1d"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestRunLeavesOutTagsThatVanish(t *testing.T) {
 	old := time.Now().Add(-48 * time.Hour).Format(time.RFC3339)
 	f.tags["g/app"] = map[string]string{"v1": old, "v2": old}
 	f.listedOnly = map[string]bool{"g/app:v3": true}
-	pol, err := Compile(reconfigure.CleanupPolicy{Name: "all", Repositories: []string{"**"}, Enabled: true, NameRegex: "v.*", KeepN: 1, OlderThan: "1d"})
+	pol, err := Compile(settings.CleanupPolicy{Name: "all", Repositories: []string{"**"}, Enabled: true, NameRegex: "v.*", KeepN: 1, OlderThan: "1d"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestRunReportsDisabledPolicies(t *testing.T) {
 		f.tags[repo] = map[string]string{"v1": old}
 	}
 	var pols []*Policy
-	for _, p := range []reconfigure.CleanupPolicy{
+	for _, p := range []settings.CleanupPolicy{
 		{Name: "legacy", Repositories: []string{"legacy/**"}, NameRegex: "v.*"},
 		{Name: "team", Repositories: []string{"team/**", "legacy/**"}, Enabled: true, NameRegex: "v.*"},
 		{Repositories: []string{"nothing/**"}, NameRegex: "v.*"}, // unnamed, claims nothing

@@ -7,14 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
 func daysAgo(n int) time.Time { return now.Add(-time.Duration(n) * 24 * time.Hour) }
 
-func mustPolicy(t *testing.T, p reconfigure.CleanupPolicy) *Policy {
+func mustPolicy(t *testing.T, p settings.CleanupPolicy) *Policy {
 	t.Helper()
 	if p.Name == "" {
 		p.Name = "p"
@@ -52,19 +52,19 @@ func tags(specs ...string) []Tag {
 func TestEvaluate(t *testing.T) {
 	tests := []struct {
 		name   string
-		policy reconfigure.CleanupPolicy
+		policy settings.CleanupPolicy
 		tags   []Tag
 		want   map[string]Reason // every tag's reason
 	}{
 		{
 			name:   "latest is never deleted",
-			policy: reconfigure.CleanupPolicy{NameRegex: ".*"},
+			policy: settings.CleanupPolicy{NameRegex: ".*"},
 			tags:   tags("latest:400", "v1:400"),
 			want:   map[string]Reason{"latest": ReasonLatest, "v1": ReasonDeleted},
 		},
 		{
 			name:   "latest is never deleted, even when only the keep regex could save it",
-			policy: reconfigure.CleanupPolicy{NameRegex: "lat.*", OlderThan: "1d"},
+			policy: settings.CleanupPolicy{NameRegex: "lat.*", OlderThan: "1d"},
 			tags:   tags("latest:400", "lately:400"),
 			want:   map[string]Reason{"latest": ReasonLatest, "lately": ReasonDeleted},
 		},
@@ -72,7 +72,7 @@ func TestEvaluate(t *testing.T) {
 			// regctl's one difference: a referrers tag lists an image's
 			// signatures; it neither goes nor takes a keep_n place.
 			name:   "referrers tags are never deleted nor counted",
-			policy: reconfigure.CleanupPolicy{NameRegex: ".*", KeepN: 1},
+			policy: settings.CleanupPolicy{NameRegex: ".*", KeepN: 1},
 			tags: tags("sha256-"+strings.Repeat("a", 64)+":400", "sha512-"+strings.Repeat("b", 64)+":-",
 				"sha256-"+strings.Repeat("c", 64)+".sig:300", "sha256-abc:200", "v1:100", "v2:50"),
 			want: map[string]Reason{"sha256-" + strings.Repeat("a", 64): ReasonReferrers, "sha512-" + strings.Repeat("b", 64): ReasonReferrers,
@@ -80,13 +80,13 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name:   "an unset name_regex deletes nothing",
-			policy: reconfigure.CleanupPolicy{},
+			policy: settings.CleanupPolicy{},
 			tags:   tags("v1:400", "v2:-", "main:1", "latest:400"),
 			want:   map[string]Reason{"v1": ReasonNoMatch, "v2": ReasonNoMatch, "main": ReasonNoMatch, "latest": ReasonLatest},
 		},
 		{
 			name:   "the keep regex wins over the delete regex",
-			policy: reconfigure.CleanupPolicy{NameRegex: ".*", NameRegexKeep: "v.*|main"},
+			policy: settings.CleanupPolicy{NameRegex: ".*", NameRegexKeep: "v.*|main"},
 			tags:   tags("v1:400", "main:400", "feature:400"),
 			want:   map[string]Reason{"v1": ReasonKeepRegex, "main": ReasonKeepRegex, "feature": ReasonDeleted},
 		},
@@ -94,74 +94,74 @@ func TestEvaluate(t *testing.T) {
 			name: "keep_n counts after the regex filter",
 			// The two newest tags do not match: keep_n keeps the two
 			// newest of those that do.
-			policy: reconfigure.CleanupPolicy{NameRegex: "v.*", KeepN: 2},
+			policy: settings.CleanupPolicy{NameRegex: "v.*", KeepN: 2},
 			tags:   tags("main:1", "dev:2", "v1:30", "v2:20", "v3:10", "v4:5"),
 			want: map[string]Reason{"main": ReasonNoMatch, "dev": ReasonNoMatch,
 				"v4": ReasonKeepN, "v3": ReasonKeepN, "v2": ReasonDeleted, "v1": ReasonDeleted},
 		},
 		{
 			name:   "keep_n counts after the keep regex",
-			policy: reconfigure.CleanupPolicy{NameRegex: ".*", NameRegexKeep: "stable", KeepN: 1},
+			policy: settings.CleanupPolicy{NameRegex: ".*", NameRegexKeep: "stable", KeepN: 1},
 			tags:   tags("stable:1", "a:2", "b:3"),
 			want:   map[string]Reason{"stable": ReasonKeepRegex, "a": ReasonKeepN, "b": ReasonDeleted},
 		},
 		{
 			name:   "a tag with no date sorts as newest",
-			policy: reconfigure.CleanupPolicy{NameRegex: ".*", KeepN: 1},
+			policy: settings.CleanupPolicy{NameRegex: ".*", KeepN: 1},
 			tags:   tags("old:300", "nodate:-", "new:1"),
 			want:   map[string]Reason{"nodate": ReasonKeepN, "new": ReasonDeleted, "old": ReasonDeleted},
 		},
 		{
 			name:   "a tag with no date is never deleted by age",
-			policy: reconfigure.CleanupPolicy{NameRegex: ".*", OlderThan: "7d"},
+			policy: settings.CleanupPolicy{NameRegex: ".*", OlderThan: "7d"},
 			tags:   tags("nodate:-", "old:30", "young:3"),
 			want:   map[string]Reason{"nodate": ReasonNoDate, "old": ReasonDeleted, "young": ReasonTooYoung},
 		},
 		{
 			name:   "without older_than a tag with no date past keep_n is deleted",
-			policy: reconfigure.CleanupPolicy{NameRegex: ".*", KeepN: 1},
+			policy: settings.CleanupPolicy{NameRegex: ".*", KeepN: 1},
 			tags:   tags("a:-", "b:-"),
 			want:   map[string]Reason{"a": ReasonKeepN, "b": ReasonDeleted},
 		},
 		{
 			name:   "a multi-arch tag is never deleted by age, but sorts by its date",
-			policy: reconfigure.CleanupPolicy{NameRegex: ".*", KeepN: 1, OlderThan: "7d"},
+			policy: settings.CleanupPolicy{NameRegex: ".*", KeepN: 1, OlderThan: "7d"},
 			tags:   tags("idx-new:1+", "idx-old:300+", "img:300"),
 			want:   map[string]Reason{"idx-new": ReasonKeepN, "idx-old": ReasonNoDate, "img": ReasonDeleted},
 		},
 		{
 			name:   "anchoring: v1 does not match v1.2",
-			policy: reconfigure.CleanupPolicy{NameRegex: "v1"},
+			policy: settings.CleanupPolicy{NameRegex: "v1"},
 			tags:   tags("v1:400", "v1.2:400", "xv1:400"),
 			want:   map[string]Reason{"v1": ReasonDeleted, "v1.2": ReasonNoMatch, "xv1": ReasonNoMatch},
 		},
 		{
 			name:   "anchoring: the keep regex is anchored too",
-			policy: reconfigure.CleanupPolicy{NameRegex: ".*", NameRegexKeep: "v1"},
+			policy: settings.CleanupPolicy{NameRegex: ".*", NameRegexKeep: "v1"},
 			tags:   tags("v1:400", "v1.2:400"),
 			want:   map[string]Reason{"v1": ReasonKeepRegex, "v1.2": ReasonDeleted},
 		},
 		{
 			name:   "anchoring: an alternation stays inside the anchors",
-			policy: reconfigure.CleanupPolicy{NameRegex: "a|b"},
+			policy: settings.CleanupPolicy{NameRegex: "a|b"},
 			tags:   tags("a:400", "b:400", "ab:400", "xb:400"),
 			want:   map[string]Reason{"a": ReasonDeleted, "b": ReasonDeleted, "ab": ReasonNoMatch, "xb": ReasonNoMatch},
 		},
 		{
 			name:   "older_than: only strictly older tags go",
-			policy: reconfigure.CleanupPolicy{NameRegex: ".*", OlderThan: "2w"},
+			policy: settings.CleanupPolicy{NameRegex: ".*", OlderThan: "2w"},
 			tags:   tags("d13:13", "d14:14", "d15:15"),
 			want:   map[string]Reason{"d13": ReasonTooYoung, "d14": ReasonTooYoung, "d15": ReasonDeleted},
 		},
 		{
 			name:   "keep_n larger than the list keeps everything",
-			policy: reconfigure.CleanupPolicy{NameRegex: ".*", KeepN: 10},
+			policy: settings.CleanupPolicy{NameRegex: ".*", KeepN: 10},
 			tags:   tags("a:1", "b:2"),
 			want:   map[string]Reason{"a": ReasonKeepN, "b": ReasonKeepN},
 		},
 		{
 			name:   "equal dates: keep_n keeps by name",
-			policy: reconfigure.CleanupPolicy{NameRegex: ".*", KeepN: 1},
+			policy: settings.CleanupPolicy{NameRegex: ".*", KeepN: 1},
 			tags:   tags("b:5", "a:5", "c:5"),
 			want:   map[string]Reason{"a": ReasonKeepN, "b": ReasonDeleted, "c": ReasonDeleted},
 		},
@@ -202,7 +202,7 @@ func TestEvaluate(t *testing.T) {
 // The steps are the guide's lists after each filter, the third in the
 // order the sort leaves them.
 func TestEvaluateSteps(t *testing.T) {
-	pol := mustPolicy(t, reconfigure.CleanupPolicy{NameRegex: "v.*", NameRegexKeep: "v0", KeepN: 1, OlderThan: "7d"})
+	pol := mustPolicy(t, settings.CleanupPolicy{NameRegex: "v.*", NameRegexKeep: "v0", KeepN: 1, OlderThan: "7d"})
 	plan := Evaluate(tags("latest:1", "main:1", "v0:99", "v1:30", "v2:20", "v3:3", "v4:-"), pol, now)
 	want := []Step{
 		{"all tags, less latest", []string{"main", "v0", "v1", "v2", "v3", "v4"}},
@@ -225,7 +225,7 @@ func TestEvaluateSteps(t *testing.T) {
 
 func TestPolicyFor(t *testing.T) {
 	var pols []*Policy
-	for _, p := range []reconfigure.CleanupPolicy{
+	for _, p := range []settings.CleanupPolicy{
 		{Name: "off", Repositories: []string{"group/legacy/**"}},
 		{Name: "apps", Repositories: []string{"group/*/app"}, Enabled: true},
 		{Name: "group", Repositories: []string{"group/**", "other"}, Enabled: true},
@@ -252,7 +252,7 @@ func TestPolicyFor(t *testing.T) {
 }
 
 func TestCompileRejects(t *testing.T) {
-	for _, p := range []reconfigure.CleanupPolicy{
+	for _, p := range []settings.CleanupPolicy{
 		{Name: "re", NameRegex: "(x"},
 		{Name: "keep", NameRegexKeep: "[z"},
 		{Name: "n", KeepN: -1},

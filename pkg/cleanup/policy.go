@@ -12,7 +12,7 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 
-	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 // Policy is a compiled [[registry.cleanup_policies]] entry.
@@ -33,7 +33,7 @@ type Policy struct {
 
 // Compile checks and compiles one policy as GitLab reads it: each regex
 // anchored as \A(?:re)\z, an unset one matching no tag name.
-func Compile(p reconfigure.CleanupPolicy) (*Policy, error) {
+func Compile(p settings.CleanupPolicy) (*Policy, error) {
 	out := &Policy{
 		Name: p.Name, Repositories: p.Repositories, Enabled: p.Enabled, KeepN: p.KeepN,
 		NameRegex: p.NameRegex, NameRegexKeep: p.NameRegexKeep,
@@ -49,7 +49,7 @@ func Compile(p reconfigure.CleanupPolicy) (*Policy, error) {
 		return nil, fmt.Errorf("policy %q: keep_n must not be negative", p.Name)
 	}
 	if p.OlderThan != "" {
-		if out.OlderThan, err = reconfigure.ParseAge(p.OlderThan); err != nil {
+		if out.OlderThan, err = settings.ParseAge(p.OlderThan); err != nil {
 			return nil, fmt.Errorf("policy %q: older_than: %w", p.Name, err)
 		}
 		out.HasAge = true
@@ -69,7 +69,7 @@ func anchored(re string) (*regexp.Regexp, error) {
 }
 
 // CompileAll compiles every policy, in order.
-func CompileAll(ps []reconfigure.CleanupPolicy) ([]*Policy, error) {
+func CompileAll(ps []settings.CleanupPolicy) ([]*Policy, error) {
 	out := make([]*Policy, 0, len(ps))
 	for _, p := range ps {
 		c, err := Compile(p)

@@ -10,8 +10,8 @@ import (
 
 	"regctl/pkg/distconfig"
 	"regctl/pkg/maintenance"
-	"regctl/pkg/reconfigure"
 	"regctl/pkg/serve"
+	"regctl/pkg/settings"
 	"regctl/pkg/storage"
 )
 
@@ -21,7 +21,7 @@ import (
 type CutoverOptions struct {
 	Options
 	// Settings is the settings file, on the filesystem storage.
-	Settings *reconfigure.Loaded
+	Settings *settings.Loaded
 	// StorageS3 becomes [registry.storage.s3]: [migration.s3] with the
 	// command line's overrides.
 	StorageS3 map[string]any
@@ -34,6 +34,10 @@ type CutoverOptions struct {
 	// use: regctl.cluster.heartbeat of the settings' config.yml, which
 	// REGCTL_CLUSTER_HEARTBEAT overrides (serve.ClusterHeartbeat).
 	Heartbeat time.Duration
+	// Reconfigure renders and writes the files of the settings it is given
+	// (reconfigure.Run); required. It is passed in so that this package
+	// depends on the settings only, not on rendering.
+	Reconfigure func(*settings.Loaded) error
 	// Reload tells the regctl serve running on a config to reload it and
 	// returns its pid, 0 when none runs (serve.SignalReload when nil).
 	Reload func(config string) (int, error)
@@ -106,11 +110,14 @@ func Cutover(ctx context.Context, opts CutoverOptions) (*CutoverResult, error) {
 	if l == nil {
 		return nil, errors.New("cutover: no settings")
 	}
-	if d := reconfigure.StorageDriver(l.Settings.Registry.Storage); d != "filesystem" {
+	if d := settings.StorageDriver(l.Settings.Registry.Storage); d != "filesystem" {
 		return nil, fmt.Errorf("cutover: the settings' storage is %s: only a filesystem storage can be cut over", d)
 	}
 	if len(opts.StorageS3) == 0 {
 		return nil, errors.New("cutover: no [migration.s3] settings to switch to")
+	}
+	if opts.Reconfigure == nil {
+		return nil, errors.New("cutover: no Reconfigure")
 	}
 	paths := l.Resolve()
 	if opts.SourceRoot == "" {
@@ -175,7 +182,7 @@ func Cutover(ctx context.Context, opts CutoverOptions) (*CutoverResult, error) {
 type cutover struct {
 	opts     CutoverOptions
 	res      *CutoverResult
-	cur      *reconfigure.Loaded // the settings as last written
+	cur      *settings.Loaded // the settings as last written
 	original []byte
 	config   string
 }
@@ -282,12 +289,12 @@ func (c *cutover) rest(ctx context.Context) error {
 // settingsReadOnly is the first half of step 2: the settings read-only,
 // rendered, and the daemon reloaded.
 func (c *cutover) settingsReadOnly() (string, error) {
-	updated, _, err := reconfigure.SetReadOnly(c.cur, true)
+	updated, _, err := settings.SetReadOnly(c.cur, true)
 	if err != nil {
 		return "", err
 	}
 	c.cur = updated
-	if _, err := reconfigure.Run(c.cur, reconfigure.Options{}); err != nil {
+	if err := c.opts.Reconfigure(c.cur); err != nil {
 		return "", err
 	}
 	return c.reload()
@@ -338,16 +345,16 @@ func (c *cutover) underLease(ctx context.Context, lease *maintenance.Lease) erro
 	err = c.step(ctx, "switch", func(ctx context.Context) (string, error) {
 		note := fmt.Sprintf("regctl migrate-storage --cutover moved the storage to %s on %s; it was:",
 			o.Target.Describe(), time.Now().UTC().Format(time.RFC3339))
-		updated, err := reconfigure.SwitchStorageToS3(c.cur, o.StorageS3, note)
+		updated, err := settings.SwitchStorageToS3(c.cur, o.StorageS3, note)
 		if err != nil {
 			return "", err
 		}
 		c.cur = updated
-		if updated, _, err = reconfigure.SetReadOnly(c.cur, false); err != nil {
+		if updated, _, err = settings.SetReadOnly(c.cur, false); err != nil {
 			return "", err
 		}
 		c.cur = updated
-		if _, err := reconfigure.Run(c.cur, reconfigure.Options{}); err != nil {
+		if err := o.Reconfigure(c.cur); err != nil {
 			return "", err
 		}
 		reloaded, err := c.reload()
@@ -380,12 +387,12 @@ func (c *cutover) rollback(ctx context.Context) error {
 	defer cancel()
 	return c.step(ctx, "rollback", func(ctx context.Context) (string, error) {
 		var errs []error
-		restored, err := reconfigure.RestoreSettings(c.cur, c.original)
+		restored, err := settings.RestoreSettings(c.cur, c.original)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("restoring %s: %w", c.cur.Path, err))
 		} else {
 			c.cur = restored
-			if _, err := reconfigure.Run(restored, reconfigure.Options{}); err != nil {
+			if err := c.opts.Reconfigure(restored); err != nil {
 				errs = append(errs, fmt.Errorf("reconfigure: %w", err))
 			} else if _, err := c.reload(); err != nil {
 				errs = append(errs, fmt.Errorf("reload: %w", err))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/pmezard/go-difflib/difflib"
 
 	"regctl/internal/fsutil"
+	"regctl/pkg/settings"
 )
 
 // Change says what reconfigure did (or would do) to one file.
@@ -75,7 +75,7 @@ type Options struct {
 // Run renders everything from validated settings and writes what changed.
 // Secrets are written first, so that a run stopped half-way is finished by
 // the next run with the same secrets instead of new ones.
-func Run(l *Loaded, opts Options) (*Result, error) {
+func Run(l *settings.Loaded, opts Options) (*Result, error) {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
@@ -122,7 +122,7 @@ func Run(l *Loaded, opts Options) (*Result, error) {
 		return res, nil
 	}
 
-	unlock, err := lockSettings(l)
+	unlock, err := settings.Lock(l)
 	if err != nil {
 		return nil, err
 	}
@@ -232,14 +232,4 @@ func splitLines(s string) []string {
 		return nil
 	}
 	return difflib.SplitLines(s)
-}
-
-// lockSettings keeps two regctl runs from writing the same files at once.
-// The lock file sits beside the settings file, which both runs share.
-func lockSettings(l *Loaded) (func(), error) {
-	unlock, err := fsutil.Lock(filepath.Join(l.Dir(), ".regctl.lock"))
-	if errors.Is(err, fsutil.ErrLocked) {
-		return nil, fmt.Errorf("another regctl command is changing these files (%w); try again when it is done", err)
-	}
-	return unlock, err
 }

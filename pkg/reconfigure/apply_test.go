@@ -15,6 +15,7 @@ import (
 	"regctl/internal/testtools"
 	"regctl/pkg/certs"
 	"regctl/pkg/distconfig"
+	"regctl/pkg/settings"
 )
 
 // testSecrets is one 2048-bit pair shared by the tests that need a real
@@ -29,11 +30,11 @@ var testSecrets = sync.OnceValue(func() RegistrySecrets {
 
 // setup writes settings into a fresh folder with a prepared secrets file
 // and returns the loaded settings.
-func setup(t *testing.T, settings string) *Loaded {
+func setup(t *testing.T, src string) *settings.Loaded {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "regctl.toml")
-	if err := os.WriteFile(path, []byte(settings), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sec := &Secrets{Registry: testSecrets()}
@@ -44,7 +45,7 @@ func setup(t *testing.T, settings string) *Loaded {
 	if err := os.WriteFile(filepath.Join(dir, "regctl-secrets.json"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err := Load(path)
+	l, err := settings.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func TestRunGeneratesSecretsOnceAndKeepsThem(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "regctl.toml")
 	os.WriteFile(path, []byte("data_dir = \"data\"\n"), 0o644)
-	l, err := Load(path)
+	l, err := settings.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +247,7 @@ func TestRunGeneratesSecretsOnceAndKeepsThem(t *testing.T) {
 	os.Remove(p.Certificate)
 	// A changed setting re-renders config.yml with the same secret.
 	os.WriteFile(path, []byte("data_dir = \"data\"\n[registry]\nlog_level = \"debug\"\n"), 0o644)
-	l, err = Load(path)
+	l, err = settings.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,7 @@ func TestDryRunWritesNothingAndHidesSecrets(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "regctl.toml")
 	os.WriteFile(path, []byte("data_dir = \"data\"\n"), 0o644)
-	l, err := Load(path)
+	l, err := settings.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +433,7 @@ func TestRunCleansUpAfterCrashAndRefusesConcurrentRun(t *testing.T) {
 		t.Errorf("stale temporary file still there: %v", err)
 	}
 
-	unlock, err := lockSettings(l)
+	unlock, err := settings.Lock(l)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"github.com/goccy/go-yaml"
+
+	"regctl/pkg/settings"
 )
 
 // configData is what config.yml.tmpl renders.
@@ -31,7 +33,7 @@ type configData struct {
 	QueueDir            string
 	QueueMaxEvents      int
 	Redis               map[string]any
-	Cluster             *Cluster
+	Cluster             *settings.Cluster
 	FallbackTags        bool
 }
 
@@ -165,7 +167,7 @@ func compareTree(path []string, want, got any) error {
 	case reflect.Map:
 		g, ok := got.(map[string]any)
 		if !ok {
-			return fmt.Errorf("%s: is %s, want a table", keyString(path), yamlKind(got))
+			return fmt.Errorf("%s: is %s, want a table", settings.KeyString(path), yamlKind(got))
 		}
 		keys := make([]string, 0, len(g))
 		for k := range g {
@@ -180,10 +182,10 @@ func compareTree(path []string, want, got any) error {
 		for _, k := range keys {
 			wv, gv := w.MapIndex(reflect.ValueOf(k)), g[k]
 			if !wv.IsValid() {
-				return fmt.Errorf("%s: a key the settings do not make", keyString(at(k)))
+				return fmt.Errorf("%s: a key the settings do not make", settings.KeyString(at(k)))
 			}
 			if _, ok := g[k]; !ok {
-				return fmt.Errorf("%s: missing", keyString(at(k)))
+				return fmt.Errorf("%s: missing", settings.KeyString(at(k)))
 			}
 			if err := compareTree(at(k), wv.Interface(), gv); err != nil {
 				return err
@@ -193,7 +195,7 @@ func compareTree(path []string, want, got any) error {
 	case reflect.Slice:
 		g, ok := got.([]any)
 		if !ok || len(g) != w.Len() {
-			return fmt.Errorf("%s: is %s, want a list of %d", keyString(path), yamlKind(got), w.Len())
+			return fmt.Errorf("%s: is %s, want a list of %d", settings.KeyString(path), yamlKind(got), w.Len())
 		}
 		for i := range g {
 			if err := compareTree(at(strconv.Itoa(i)), w.Index(i).Interface(), g[i]); err != nil {
@@ -206,9 +208,9 @@ func compareTree(path []string, want, got any) error {
 	case sameScalar(want, got):
 		return nil
 	case yamlKind(want) == yamlKind(got):
-		return fmt.Errorf("%s: is not the %s the settings give", keyString(path), yamlKind(got)[2:])
+		return fmt.Errorf("%s: is not the %s the settings give", settings.KeyString(path), yamlKind(got)[2:])
 	}
-	return fmt.Errorf("%s: is %s, want %s", keyString(path), yamlKind(got), yamlKind(want))
+	return fmt.Errorf("%s: is %s, want %s", settings.KeyString(path), yamlKind(got), yamlKind(want))
 }
 
 func sameScalar(want, got any) bool {

@@ -9,6 +9,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"regctl/pkg/certs"
+	"regctl/pkg/settings"
 )
 
 // ErrPairExists is returned by GeneratePair when a pair is already kept
@@ -19,7 +20,7 @@ var ErrPairExists = errors.New("a token-signing key pair already exists; use --f
 // GeneratePair makes a new token-signing pair, stores it in the secrets
 // file and writes the certificate and key files (through Run, so a dry
 // run shows the change and the write is atomic).
-func GeneratePair(l *Loaded, force bool, opts Options) (*Result, error) {
+func GeneratePair(l *settings.Loaded, force bool, opts Options) (*Result, error) {
 	if l.Settings.Registry.InternalKey != "" {
 		return nil, errors.New("registry.internal_key is set in the settings file, which always wins over a generated pair: remove internal_key and internal_certificate from the settings, or replace them there")
 	}
@@ -64,7 +65,7 @@ type renderedGitlab struct {
 // VerifyPairInput reads what is deployed, not what the settings say: the
 // certificate config.yml names, the key gitlab.yml names, both issuers, and
 // the secrets file. That is what the registry and GitLab actually use.
-func VerifyPairInput(l *Loaded, now time.Time) (certs.VerifyInput, error) {
+func VerifyPairInput(l *settings.Loaded, now time.Time) (certs.VerifyInput, error) {
 	p := l.Resolve()
 	in := certs.VerifyInput{Now: now}
 	var cfg renderedConfig

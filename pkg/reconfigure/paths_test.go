@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"regctl/pkg/settings"
 )
 
 // A control character in a path is refused, naming the key: paths go
@@ -18,14 +20,14 @@ func TestPathSettingsRefuseControlCharacters(t *testing.T) {
 		{"gitlab_rails", "registry_key_path"}, {"gitlab_rails", "registry_path"},
 	}
 	for _, path := range paths {
-		k := settingKey{path: path, kind: kString}
+		k := settingKey{path: path, kind: settings.KString}
 		if path[len(path)-1] == "rootcas" {
-			k.kind = kStringList
+			k.kind = settings.KStringList
 		}
 		for _, bad := range []string{"a\nevil: 1", "a\rb", "a\x00b", "a\tb", "a\x1bb", "a\x7fb", "a\u0085b", "a\u2028b"} {
-			_, err := Parse(scenarioSettingsPath, settingsWith(t, k, "/srv/"+bad))
-			if !namesKey(err, keyString(path)) || !strings.Contains(err.Error(), "control character") {
-				t.Errorf("%s = %q: err = %v, want a control character problem at the key", keyString(path), bad, err)
+			_, err := settings.Parse(scenarioSettingsPath, settingsWith(t, k, "/srv/"+bad))
+			if !namesKey(err, settings.KeyString(path)) || !strings.Contains(err.Error(), "control character") {
+				t.Errorf("%s = %q: err = %v, want a control character problem at the key", settings.KeyString(path), bad, err)
 			}
 		}
 	}
@@ -35,8 +37,8 @@ func TestPathSettingsRefuseControlCharacters(t *testing.T) {
 // path goes into the rendered files' header comment. The error quotes it.
 func TestSettingsPathWithControlCharacterRefused(t *testing.T) {
 	bad := "/tmp/a\nevil: 1/regctl.toml"
-	_, err := Parse(bad, nil)
-	var inv *InvalidError
+	_, err := settings.Parse(bad, nil)
+	var inv *settings.InvalidError
 	if !errors.As(err, &inv) || !strings.Contains(err.Error(), "control character") {
 		t.Fatalf("Parse(%q) = %v, want invalid settings naming the control character", bad, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/goccy/go-yaml/token"
 
 	"regctl/internal/redact"
+	"regctl/pkg/settings"
 )
 
 // A dry run's diffs show each rendered YAML file with every secret value
@@ -38,10 +39,10 @@ const (
 // probeValue, and keeping the path of every value that holds it.
 var secretPaths = sync.OnceValues(func() (map[string][][]string, error) {
 	var src bytes.Buffer
-	if err := toml.NewEncoder(&src).Encode(schema().probe()); err != nil {
+	if err := toml.NewEncoder(&src).Encode(probe(settings.Schema())); err != nil {
 		return nil, err
 	}
-	l := &Loaded{Path: "/regctl/regctl.toml", Settings: Defaults()}
+	l := &settings.Loaded{Path: "/regctl/regctl.toml", Settings: settings.Defaults()}
 	if _, err := toml.Decode(src.String(), &l.Settings); err != nil {
 		return nil, err
 	}
@@ -76,24 +77,24 @@ var secretPaths = sync.OnceValues(func() (map[string][][]string, error) {
 
 // probe is a settings tree that sets every secret key to probeValue, and
 // nothing else.
-func (n *node) probe() any {
+func probe(n *settings.Node) any {
 	switch {
-	case n.secret && n.kind == kString:
+	case n.Secret() && n.Kind() == settings.KString:
 		return probeValue
-	case n.secret && n.kind == kHeaders:
+	case n.Secret() && n.Kind() == settings.KHeaders:
 		return map[string]any{probeKey: []any{probeValue}}
-	case n.secret && n.kind == kTable && n.fields == nil:
+	case n.Secret() && n.Kind() == settings.KTable && n.Fields() == nil:
 		return map[string]any{probeKey: probeValue}
-	case n.secret:
-		panic(fmt.Sprintf("reconfigure: cannot find where a secret %s is rendered", n.kind))
-	case n.kind == kTableList:
-		if elem, ok := n.elem.probe().(map[string]any); ok {
+	case n.Secret():
+		panic(fmt.Sprintf("reconfigure: cannot find where a secret %s is rendered", n.Kind()))
+	case n.Kind() == settings.KTableList:
+		if elem, ok := probe(n.Elem()).(map[string]any); ok {
 			return []map[string]any{elem}
 		}
-	case n.kind == kTable:
+	case n.Kind() == settings.KTable:
 		m := map[string]any{}
-		for k, child := range n.fields {
-			if v := child.probe(); v != nil {
+		for k, child := range n.Fields() {
+			if v := probe(child); v != nil {
 				m[k] = v
 			}
 		}
@@ -175,7 +176,7 @@ func redactYAML(src []byte, patterns [][]string) (string, error) {
 	err := walkYAML(src, func(path []string, value string, at span) {
 		hidden := redact.URL(value)
 		if isSecretPath(patterns, path) {
-			hidden = redacted
+			hidden = settings.Redacted
 		}
 		if hidden != value {
 			edits = append(edits, edit{at, yamlQuote(hidden)})

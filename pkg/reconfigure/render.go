@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/template"
 
+	"regctl/pkg/settings"
 	"regctl/templates"
 )
 
@@ -38,7 +39,7 @@ var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 
 // Render produces every file reconfigure owns from validated settings and
 // the effective secrets. It touches no disk.
-func Render(l *Loaded, sec RegistrySecrets) ([]File, []Dir, error) {
+func Render(l *settings.Loaded, sec RegistrySecrets) ([]File, []Dir, error) {
 	s := &l.Settings
 	p := l.Resolve()
 
@@ -135,9 +136,9 @@ func execute(name string, data any) ([]byte, error) {
 // renderStorage is the user's storage section plus omnibus' defaults:
 // the filesystem driver at the default root when no driver is set,
 // the in-memory blob descriptor cache, and deletes enabled.
-func renderStorage(user map[string]any, p Paths) map[string]any {
+func renderStorage(user map[string]any, p settings.Paths) map[string]any {
 	st := deepCopy(user)
-	switch StorageDriver(st) {
+	switch settings.StorageDriver(st) {
 	case "filesystem":
 		fs, _ := st["filesystem"].(map[string]any)
 		if fs == nil {
@@ -178,7 +179,7 @@ func deepCopy(m map[string]any) map[string]any {
 }
 
 type notificationView struct {
-	Notification
+	settings.Notification
 	Retries int
 }
 
@@ -188,7 +189,7 @@ type notificationView struct {
 // when set, is what GitLab expects in the Authorization header of the
 // events it receives: it is added to every endpoint that does not set
 // that header itself.
-func renderNotifications(eps []Notification, secret string) []notificationView {
+func renderNotifications(eps []settings.Notification, secret string) []notificationView {
 	out := make([]notificationView, 0, len(eps))
 	for _, ep := range eps {
 		if secret != "" && !hasHeader(ep.Headers, "Authorization") {
@@ -224,4 +225,13 @@ func hasHeader(h map[string][]string, name string) bool {
 		}
 	}
 	return false
+}
+
+// clusterSection is what config.yml gets for [registry.cluster]: nil
+// (no section) when it is the default, which the daemon assumes anyway.
+func clusterSection(c settings.Cluster) *settings.Cluster {
+	if c == settings.Defaults().Registry.Cluster {
+		return nil
+	}
+	return &c
 }

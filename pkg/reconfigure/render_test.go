@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/goccy/go-yaml"
+
+	"regctl/pkg/settings"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -42,13 +44,13 @@ func repoTestdata(t *testing.T) string {
 	return abs
 }
 
-func loadScenario(t *testing.T, dir string) *Loaded {
+func loadScenario(t *testing.T, dir string) *settings.Loaded {
 	t.Helper()
 	src, err := os.ReadFile(filepath.Join(dir, "regctl.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Parse(scenarioSettingsPath, src)
+	l, err := settings.Parse(scenarioSettingsPath, src)
 	if err != nil {
 		t.Fatalf("%s: %v", filepath.Base(dir), err)
 	}
@@ -357,7 +359,7 @@ func TestRenderQuotesHostileValues(t *testing.T) {
 	src := `[gitlab_rails]
 registry_issuer = "a: b\n  - c #d"
 `
-	l, err := Parse(scenarioSettingsPath, []byte(src))
+	l, err := settings.Parse(scenarioSettingsPath, []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +369,7 @@ registry_issuer = "a: b\n  - c #d"
 	eq(t, "realm", dc.Auth.Token.Realm, "https://gitlab.example.com/x\"\nauth: {}\n#/jwt/auth")
 }
 
-func renderAndParse(t *testing.T, l *Loaded) (distConfig, gitlabConfig) {
+func renderAndParse(t *testing.T, l *settings.Loaded) (distConfig, gitlabConfig) {
 	t.Helper()
 	files, _, err := Render(l, effectiveFixed(l))
 	if err != nil {
@@ -391,7 +393,7 @@ func renderAndParse(t *testing.T, l *Loaded) (distConfig, gitlabConfig) {
 }
 
 // effectiveFixed is fixedSecrets with settings values winning, as Run does.
-func effectiveFixed(l *Loaded) RegistrySecrets {
+func effectiveFixed(l *settings.Loaded) RegistrySecrets {
 	sec := &Secrets{Registry: fixedSecrets}
 	return sec.Effective(&l.Settings.Registry)
 }
@@ -410,7 +412,7 @@ name = "other"
 url = "https://hooks.example.com/registry"
 headers = { authorization = ["Bearer own-token"], X-Team = ["a"] }
 `
-	l, err := Parse(scenarioSettingsPath, []byte(src))
+	l, err := settings.Parse(scenarioSettingsPath, []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"regctl/pkg/certs"
+	"regctl/pkg/settings"
 )
 
 // RegistrySecrets is the "registry" section of regctl-secrets.json, named
@@ -57,7 +58,7 @@ func LoadSecrets(path string) (*Secrets, error) {
 // Complete generates whatever neither the file nor the settings give: a
 // 128-hex-character http secret and the token-signing key pair (both
 // halves together, since one is useless without the other).
-func (s *Secrets) Complete(given *Registry, now time.Time) error {
+func (s *Secrets) Complete(given *settings.Registry, now time.Time) error {
 	r := &s.Registry
 	if r.HTTPSecret == "" && given.HTTPSecret == "" {
 		buf := make([]byte, 64)
@@ -105,7 +106,7 @@ func (s *Secrets) Marshal() ([]byte, error) {
 
 // Effective merges the secrets with values given in the settings, which
 // win, as gitlab.rb's registry['internal_key'] wins over gitlab-secrets.json.
-func (s *Secrets) Effective(r *Registry) RegistrySecrets {
+func (s *Secrets) Effective(r *settings.Registry) RegistrySecrets {
 	e := s.Registry
 	if r.HTTPSecret != "" {
 		e.HTTPSecret = r.HTTPSecret

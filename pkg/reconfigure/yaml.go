@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"regctl/pkg/settings"
 )
 
 // The YAML regctl writes is read by three parsers: goccy/go-yaml
@@ -140,7 +142,7 @@ func writeEntry(b *strings.Builder, v reflect.Value, pad string, path []string) 
 	default:
 		s, err := yamlScalar(v)
 		if err != nil {
-			return fmt.Errorf("%s %w", keyString(path), err)
+			return fmt.Errorf("%s %w", settings.KeyString(path), err)
 		}
 		b.WriteString(" " + s + "\n")
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +19,8 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"regctl/pkg/settings"
 )
 
 // hostilePayloads are values that change what unquoted or badly quoted
@@ -35,40 +39,32 @@ var hostilePayloads = []string{
 // schema, or (asKey) the name of a key in a free-form table.
 type settingKey struct {
 	path  []string
-	kind  kind
+	kind  settings.Kind
 	asKey bool
 }
 
 // stringSettings walks the schema for every string it accepts, so that
 // a key added to the schema is covered without touching this test.
-func stringSettings(n *node, path []string) []settingKey {
+func stringSettings(n *settings.Node, path []string) []settingKey {
 	at := func(seg ...string) []string { return append(append([]string(nil), path...), seg...) }
-	switch n.kind {
-	case kString, kStringList, kDuration, kPort:
-		return []settingKey{{path: path, kind: n.kind}}
-	case kHeaders:
-		return []settingKey{{path: at("X-Test"), kind: kStringList}, {path: path, kind: kHeaders, asKey: true}}
-	case kTableList:
-		return stringSettings(n.elem, at("0"))
-	case kTable:
-		if n.fields == nil { // free-form: any key, any value
-			return []settingKey{{path: at("param"), kind: kString}, {path: path, kind: kTable, asKey: true}}
+	switch n.Kind() {
+	case settings.KString, settings.KStringList, settings.KDuration, settings.KPort:
+		return []settingKey{{path: path, kind: n.Kind()}}
+	case settings.KHeaders:
+		return []settingKey{{path: at("X-Test"), kind: settings.KStringList}, {path: path, kind: settings.KHeaders, asKey: true}}
+	case settings.KTableList:
+		return stringSettings(n.Elem(), at("0"))
+	case settings.KTable:
+		if n.Fields() == nil { // free-form: any key, any value
+			return []settingKey{{path: at("param"), kind: settings.KString}, {path: path, kind: settings.KTable, asKey: true}}
 		}
 		var out []settingKey
-		for _, k := range sortedKeys(anyMap(n.fields)) {
-			out = append(out, stringSettings(n.fields[k], at(k))...)
+		for _, k := range slices.Sorted(maps.Keys(n.Fields())) {
+			out = append(out, stringSettings(n.Fields()[k], at(k))...)
 		}
 		return out
 	}
 	return nil
-}
-
-func anyMap[V any](m map[string]V) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 const marker = "MARKER"
@@ -79,7 +75,7 @@ const marker = "MARKER"
 func baseValue(k settingKey) string {
 	name := k.path[len(k.path)-1]
 	switch {
-	case k.kind == kDuration || k.kind == kPort:
+	case k.kind == settings.KDuration || k.kind == settings.KPort:
 		return ""
 	case name == "log_level" || name == "log_formatter" || name == "checksum" || name == "blobdescriptor" ||
 		name == "older_than" || name == "internal_key" || name == "internal_certificate":
@@ -120,11 +116,11 @@ func settingsWith(t *testing.T, k settingKey, v string) []byte {
 		}
 	}
 	switch {
-	case k.asKey && k.kind == kHeaders:
+	case k.asKey && k.kind == settings.KHeaders:
 		set(append(k.path, v), []string{"value"})
 	case k.asKey:
 		set(append(k.path, v), "value")
-	case k.kind == kStringList:
+	case k.kind == settings.KStringList:
 		set(k.path, []string{v})
 	default:
 		set(k.path, v)
@@ -158,7 +154,7 @@ func settingsWith(t *testing.T, k settingKey, v string) []byte {
 // with the YAML library, checking the form of every file on the way.
 func renderTrees(t *testing.T, src []byte) (map[string]any, error) {
 	t.Helper()
-	l, err := Parse(scenarioSettingsPath, src)
+	l, err := settings.Parse(scenarioSettingsPath, src)
 	if err != nil {
 		return nil, err
 	}
@@ -264,12 +260,12 @@ func substitute(v any, payload string) any {
 // hold with a harmless value in its place, the payload standing where
 // that value stood: same keys, same types, the payload byte for byte.
 func TestEveryStringSettingRendersExactly(t *testing.T) {
-	keys := stringSettings(settingsSchema(), nil)
+	keys := stringSettings(settings.Schema(), nil)
 	if len(keys) < 60 {
 		t.Fatalf("the schema walk found only %d string settings", len(keys))
 	}
 	for _, k := range keys {
-		key := keyString(k.path)
+		key := settings.KeyString(k.path)
 		if k.asKey {
 			key += ".<key>"
 		}
@@ -290,13 +286,13 @@ func TestEveryStringSettingRendersExactly(t *testing.T) {
 				src := settingsWith(t, k, value)
 				got, err := renderTrees(t, src)
 				if err != nil {
-					if !namesKey(err, keyString(k.path)) {
-						t.Errorf("%q refused without naming %s: %v", payload, keyString(k.path), err)
+					if !namesKey(err, settings.KeyString(k.path)) {
+						t.Errorf("%q refused without naming %s: %v", payload, settings.KeyString(k.path), err)
 					}
 					continue
 				}
 				if base == "" {
-					if n, err := strconv.Atoi(payload); err != nil || k.kind != kPort || !sameTree(gitlabPort(got), uint64(n)) {
+					if n, err := strconv.Atoi(payload); err != nil || k.kind != settings.KPort || !sameTree(gitlabPort(got), uint64(n)) {
 						t.Errorf("%q accepted, want it refused (or a port written as a number)", payload)
 					}
 					continue
@@ -318,7 +314,7 @@ func gitlabPort(trees map[string]any) any {
 // namesKey reports whether err is invalid settings with a problem at
 // key or below it.
 func namesKey(err error, key string) bool {
-	var inv *InvalidError
+	var inv *settings.InvalidError
 	if !errors.As(err, &inv) {
 		return false
 	}
@@ -364,8 +360,8 @@ sub = { "1e3" = "x", on = "y", "a b" = 2 }
 
 func TestStringSettingsWalkSeesFreeFormAndLists(t *testing.T) {
 	var got []string
-	for _, k := range stringSettings(settingsSchema(), nil) {
-		got = append(got, fmt.Sprintf("%v %s", k.asKey, keyString(k.path)))
+	for _, k := range stringSettings(settings.Schema(), nil) {
+		got = append(got, fmt.Sprintf("%v %s", k.asKey, settings.KeyString(k.path)))
 	}
 	for _, want := range []string{
 		"false data_dir", "false registry.storage.azure.param", "true registry.storage.azure",
@@ -387,7 +383,7 @@ func TestPortRenderedCanonically(t *testing.T) {
 		"[gitlab_rails]\nregistry_port = 5050\n",
 		"registry_external_url = \"https://registry.example.com:05050\"\n",
 	} {
-		l, err := Parse(scenarioSettingsPath, []byte(src))
+		l, err := settings.Parse(scenarioSettingsPath, []byte(src))
 		if err != nil {
 			t.Fatalf("%s: %v", src, err)
 		}
@@ -398,7 +394,7 @@ func TestPortRenderedCanonically(t *testing.T) {
 	}
 	for _, bad := range []string{`"5050x"`, `"0"`, `"65536"`, `-1`, `" 5050"`, `"0x13BA"`, `"5e3"`} {
 		src := "[gitlab_rails]\nregistry_port = " + bad + "\n"
-		if _, err := Parse(scenarioSettingsPath, []byte(src)); !namesKey(err, "gitlab_rails.registry_port") {
+		if _, err := settings.Parse(scenarioSettingsPath, []byte(src)); !namesKey(err, "gitlab_rails.registry_port") {
 			t.Errorf("%s: err = %v, want a problem at gitlab_rails.registry_port", src, err)
 		}
 	}
@@ -406,7 +402,7 @@ func TestPortRenderedCanonically(t *testing.T) {
 
 // renderFiles renders validated settings and returns config.yml (""
 // on a GitLab-only node) and gitlab.yml.
-func renderFiles(t *testing.T, l *Loaded) (config, gitlab string) {
+func renderFiles(t *testing.T, l *settings.Loaded) (config, gitlab string) {
 	t.Helper()
 	files, _, err := Render(l, effectiveFixed(l))
 	if err != nil {
@@ -427,7 +423,7 @@ func renderFiles(t *testing.T, l *Loaded) (config, gitlab string) {
 // in it must not end the comment and add keys. (Parse refuses such a
 // path; the comment is escaped anyway.)
 func TestSettingsPathCannotAddKeys(t *testing.T) {
-	l, err := Parse(scenarioSettingsPath, nil)
+	l, err := settings.Parse(scenarioSettingsPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"strconv"
 
 	"regctl/pkg/distconfig"
-	"regctl/pkg/reconfigure"
+	"regctl/pkg/settings"
 )
 
 // DefaultDataDir is where the embedded default keeps its storage,
@@ -38,9 +38,9 @@ func FindConfig(configArg, settingsPath string, settingsExplicit bool, log *slog
 		}
 		return &ConfigSource{Config: cfg, Path: configArg}, nil
 	}
-	l, err := reconfigure.Load(settingsPath)
+	l, err := settings.Load(settingsPath)
 	switch {
-	case errors.Is(err, reconfigure.ErrNoSettings) && !settingsExplicit:
+	case errors.Is(err, settings.ErrNoSettings) && !settingsExplicit:
 		root, err := filepath.Abs(DefaultDataDir)
 		if err != nil {
 			return nil, err
@@ -69,14 +69,14 @@ func LoadConfig(configArg, settingsPath string, log *slog.Logger) (*distconfig.C
 		cfg, err := distconfig.Load(configArg, log)
 		return cfg, configArg, err
 	}
-	l, err := reconfigure.Load(settingsPath)
+	l, err := settings.Load(settingsPath)
 	if err != nil {
 		return nil, "", err
 	}
 	return renderedConfig(l, log)
 }
 
-func renderedConfig(l *reconfigure.Loaded, log *slog.Logger) (*distconfig.Config, string, error) {
+func renderedConfig(l *settings.Loaded, log *slog.Logger) (*distconfig.Config, string, error) {
 	path := l.Resolve().ConfigYML
 	if _, err := os.Stat(path); err != nil {
 		return nil, "", fmt.Errorf("%s does not exist: run `regctl reconfigure` first, or pass a config file", path)

@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"regctl/internal/fsutil"
-	"regctl/pkg/reconfigure"
 	"regctl/pkg/serve"
+	"regctl/pkg/settings"
 )
 
 // Service is the registry daemon of one settings file.
@@ -47,7 +47,7 @@ type Service struct {
 // New is the service of a settings file's resolved paths:
 // data_dir/registry/config.yml, data_dir/registry/service.pid and
 // data_dir/log/registry/current.
-func New(p reconfigure.Paths) *Service {
+func New(p settings.Paths) *Service {
 	return &Service{
 		Config:  p.ConfigYML,
 		PIDFile: filepath.Join(p.RegistryDir, "service.pid"),

@@ -1,4 +1,4 @@
-package reconfigure
+package settings
 
 import (
 	"net"
@@ -17,22 +17,22 @@ type Cluster struct {
 }
 
 // redisSchema is [registry.redis]: Distribution v3's redis section.
-func redisSchema() *node {
-	n := table(map[string]*node{
-		"addrs": leaf(kStringList), "clientname": leaf(kString), "db": leaf(kInt), "protocol": leaf(kInt),
-		"username": leaf(kString), "password": secret(leaf(kString)),
-		"sentinelusername": leaf(kString), "sentinelpassword": secret(leaf(kString)), "mastername": leaf(kString),
-		"maxretries": leaf(kInt), "minretrybackoff": leaf(kDuration), "maxretrybackoff": leaf(kDuration),
-		"dialtimeout": leaf(kDuration), "readtimeout": leaf(kDuration), "writetimeout": leaf(kDuration),
-		"contexttimeoutenabled": leaf(kBool), "poolfifo": leaf(kBool), "poolsize": leaf(kInt),
-		"pooltimeout": leaf(kDuration), "minidleconns": leaf(kInt), "maxidleconns": leaf(kInt),
-		"maxactiveconns": leaf(kInt), "connmaxidletime": leaf(kDuration), "connmaxlifetime": leaf(kDuration),
-		"maxredirects": leaf(kInt), "readonly": leaf(kBool), "routebylatency": leaf(kBool),
-		"routerandomly": leaf(kBool), "disableidentity": leaf(kBool), "identitysuffix": leaf(kString),
-		"unstableresp3": leaf(kBool),
+func redisSchema() *Node {
+	n := table(map[string]*Node{
+		"addrs": leaf(KStringList), "clientname": leaf(KString), "db": leaf(KInt), "protocol": leaf(KInt),
+		"username": leaf(KString), "password": secret(leaf(KString)),
+		"sentinelusername": leaf(KString), "sentinelpassword": secret(leaf(KString)), "mastername": leaf(KString),
+		"maxretries": leaf(KInt), "minretrybackoff": leaf(KDuration), "maxretrybackoff": leaf(KDuration),
+		"dialtimeout": leaf(KDuration), "readtimeout": leaf(KDuration), "writetimeout": leaf(KDuration),
+		"contexttimeoutenabled": leaf(KBool), "poolfifo": leaf(KBool), "poolsize": leaf(KInt),
+		"pooltimeout": leaf(KDuration), "minidleconns": leaf(KInt), "maxidleconns": leaf(KInt),
+		"maxactiveconns": leaf(KInt), "connmaxidletime": leaf(KDuration), "connmaxlifetime": leaf(KDuration),
+		"maxredirects": leaf(KInt), "readonly": leaf(KBool), "routebylatency": leaf(KBool),
+		"routerandomly": leaf(KBool), "disableidentity": leaf(KBool), "identitysuffix": leaf(KString),
+		"unstableresp3": leaf(KBool),
 		// Paths of files, not their content.
-		"tls": table(map[string]*node{
-			"certificate": leaf(kString), "key": leaf(kString), "rootcas": leaf(kStringList),
+		"tls": table(map[string]*Node{
+			"certificate": leaf(KString), "key": leaf(KString), "rootcas": leaf(KStringList),
 		}),
 	})
 	return n
@@ -76,13 +76,4 @@ func validateCluster(ps *problems, r *Registry) {
 			ps.add([]string{"registry", "redis", "tls"}, "certificate and key go together: set both for a client certificate, or neither")
 		}
 	}
-}
-
-// clusterSection is what config.yml gets for [registry.cluster]: nil
-// (no section) when it is the default, which the daemon assumes anyway.
-func clusterSection(c Cluster) *Cluster {
-	if c == Defaults().Registry.Cluster {
-		return nil
-	}
-	return &c
 }

@@ -1,4 +1,4 @@
-package reconfigure
+package settings
 
 import (
 	"fmt"
@@ -12,32 +12,32 @@ import (
 	"time"
 )
 
-// kind is the TOML shape a key must have.
-type kind int
+// Kind is the TOML shape a key must have.
+type Kind int
 
 const (
-	kString kind = iota
-	kBool
-	kInt
-	kFloat
-	kDuration // a string Go's time.ParseDuration accepts
-	kStringList
-	kTable     // keys listed in node.fields; nil fields means free-form
-	kTableList // [[array of tables]], each element shaped like node.elem
-	kHeaders   // free-form table of string lists (HTTP headers)
-	kPort      // a port number, as an integer or a string (omnibus writes "5005")
+	KString Kind = iota
+	KBool
+	KInt
+	KFloat
+	KDuration // a string Go's time.ParseDuration accepts
+	KStringList
+	KTable     // keys listed in node.fields; nil fields means free-form
+	KTableList // [[array of tables]], each element shaped like node.elem
+	KHeaders   // free-form table of string lists (HTTP headers)
+	KPort      // a port number, as an integer or a string (omnibus writes "5005")
 )
 
-func (k kind) String() string {
+func (k Kind) String() string {
 	return [...]string{"a string", "a boolean", "an integer", "a number", "a duration string such as \"500ms\"",
 		"an array of strings", "a table", "an array of tables", "a table of string arrays", "a port number"}[k]
 }
 
-// node describes one key of the schema.
-type node struct {
-	kind   kind
-	fields map[string]*node
-	elem   *node
+// Node describes one key of the schema.
+type Node struct {
+	kind   Kind
+	fields map[string]*Node
+	elem   *Node
 	// hint explains an unknown key better than a spelling suggestion can.
 	hint func(key string) string
 	// secret: the value, and everything under it, is never shown, neither
@@ -45,11 +45,11 @@ type node struct {
 	secret bool
 }
 
-func table(fields map[string]*node) *node { return &node{kind: kTable, fields: fields} }
-func leaf(k kind) *node                   { return &node{kind: k} }
+func table(fields map[string]*Node) *Node { return &Node{kind: KTable, fields: fields} }
+func leaf(k Kind) *Node                   { return &Node{kind: k} }
 
 // secret marks n secret and returns it.
-func secret(n *node) *node {
+func secret(n *Node) *Node {
 	n.secret = true
 	return n
 }
@@ -58,21 +58,21 @@ func secret(n *node) *node {
 // additions (pathstyle, maxrequestspersecond) and regctl's checksum
 // (when_required or when_supported: the SDK's checksum mode). Shared by
 // [registry.storage.s3] and [migration.s3].
-func s3Schema() *node {
-	return table(map[string]*node{
+func s3Schema() *Node {
+	return table(map[string]*Node{
 		// The access key is an id, shown in logs and consoles: not secret.
-		"accesskey": secret(leaf(kString)), "secretkey": secret(leaf(kString)), "sessiontoken": secret(leaf(kString)),
-		"bucket": leaf(kString), "region": leaf(kString), "regionendpoint": leaf(kString),
-		"pathstyle": leaf(kBool), "forcepathstyle": leaf(kBool),
-		"secure": leaf(kBool), "skipverify": leaf(kBool), "v4auth": leaf(kBool),
-		"encrypt": leaf(kBool), "keyid": leaf(kString),
-		"chunksize": leaf(kInt), "multipartcopychunksize": leaf(kInt),
-		"multipartcopymaxconcurrency": leaf(kInt), "multipartcopythresholdsize": leaf(kInt),
-		"maxrequestspersecond": leaf(kInt),
-		"rootdirectory":        leaf(kString), "storageclass": leaf(kString), "objectacl": leaf(kString),
-		"loglevel": leaf(kString), "useragent": leaf(kString),
-		"usedualstack": leaf(kBool), "accelerate": leaf(kBool),
-		"checksum": leaf(kString),
+		"accesskey": secret(leaf(KString)), "secretkey": secret(leaf(KString)), "sessiontoken": secret(leaf(KString)),
+		"bucket": leaf(KString), "region": leaf(KString), "regionendpoint": leaf(KString),
+		"pathstyle": leaf(KBool), "forcepathstyle": leaf(KBool),
+		"secure": leaf(KBool), "skipverify": leaf(KBool), "v4auth": leaf(KBool),
+		"encrypt": leaf(KBool), "keyid": leaf(KString),
+		"chunksize": leaf(KInt), "multipartcopychunksize": leaf(KInt),
+		"multipartcopymaxconcurrency": leaf(KInt), "multipartcopythresholdsize": leaf(KInt),
+		"maxrequestspersecond": leaf(KInt),
+		"rootdirectory":        leaf(KString), "storageclass": leaf(KString), "objectacl": leaf(KString),
+		"loglevel": leaf(KString), "useragent": leaf(KString),
+		"usedualstack": leaf(KBool), "accelerate": leaf(KBool),
+		"checksum": leaf(KString),
 	})
 }
 
@@ -82,26 +82,26 @@ func s3Schema() *node {
 var storageDrivers = []string{"filesystem", "s3", "inmemory", "azure", "gcs", "swift", "oss"}
 
 // storageSchema is Distribution's storage section.
-func storageSchema() *node {
+func storageSchema() *Node {
 	// Drivers regctl does not run are passed through unchecked, so their
 	// keys are unknown: all of their values are secret (an azure
 	// connectionstring holds the account key under a name no rule would
 	// guess).
 	free := secret(table(nil))
-	n := table(map[string]*node{
-		"filesystem": table(map[string]*node{"rootdirectory": leaf(kString), "maxthreads": leaf(kInt)}),
+	n := table(map[string]*Node{
+		"filesystem": table(map[string]*Node{"rootdirectory": leaf(KString), "maxthreads": leaf(KInt)}),
 		"s3":         s3Schema(),
-		"inmemory":   table(map[string]*node{}),
+		"inmemory":   table(map[string]*Node{}),
 		"azure":      free, "gcs": free, "swift": free, "oss": free,
-		"delete":   table(map[string]*node{"enabled": leaf(kBool)}),
-		"redirect": table(map[string]*node{"disable": leaf(kBool)}),
-		"cache":    table(map[string]*node{"blobdescriptor": leaf(kString), "blobdescriptorsize": leaf(kInt)}),
-		"tag":      table(map[string]*node{"concurrencylimit": leaf(kInt)}),
-		"maintenance": table(map[string]*node{
-			"uploadpurging": table(map[string]*node{
-				"enabled": leaf(kBool), "age": leaf(kDuration), "interval": leaf(kDuration), "dryrun": leaf(kBool),
+		"delete":   table(map[string]*Node{"enabled": leaf(KBool)}),
+		"redirect": table(map[string]*Node{"disable": leaf(KBool)}),
+		"cache":    table(map[string]*Node{"blobdescriptor": leaf(KString), "blobdescriptorsize": leaf(KInt)}),
+		"tag":      table(map[string]*Node{"concurrencylimit": leaf(KInt)}),
+		"maintenance": table(map[string]*Node{
+			"uploadpurging": table(map[string]*Node{
+				"enabled": leaf(KBool), "age": leaf(KDuration), "interval": leaf(KDuration), "dryrun": leaf(KBool),
 			}),
-			"readonly": table(map[string]*node{"enabled": leaf(kBool)}),
+			"readonly": table(map[string]*Node{"enabled": leaf(KBool)}),
 		}),
 	})
 	// A driver option written straight under [registry.storage] means the
@@ -120,19 +120,36 @@ func storageSchema() *node {
 // schema is the settings schema, built once.
 var schema = sync.OnceValue(settingsSchema)
 
+// Schema is the shape of regctl.toml, built afresh for the caller: what
+// the renderer walks to learn where secrets go, and tests to reach every
+// key.
+func Schema() *Node { return settingsSchema() }
+
+// Kind is what the key holds.
+func (n *Node) Kind() Kind { return n.kind }
+
+// Fields are a table's keys; nil for a free-form table and for a leaf.
+func (n *Node) Fields() map[string]*Node { return n.fields }
+
+// Elem is the shape of each element of an array of tables.
+func (n *Node) Elem() *Node { return n.elem }
+
+// Secret reports whether the value, and everything under it, is never shown.
+func (n *Node) Secret() bool { return n.secret }
+
 // settingsSchema derives the schema from the Settings struct's toml tags,
 // so the struct stays the single list of keys; a field tagged
 // secret:"true" is secret.
-func settingsSchema() *node {
+func settingsSchema() *Node {
 	root := schemaOf(reflect.TypeOf(Settings{}))
 	root.fields["registry"].fields["storage"] = storageSchema()
 	root.fields["migration"].fields["s3"] = s3Schema()
 	root.fields["registry"].fields["redis"] = redisSchema()
-	root.fields["registry"].fields["cluster"].fields["heartbeat"] = leaf(kDuration)
+	root.fields["registry"].fields["cluster"].fields["heartbeat"] = leaf(KDuration)
 	// Durations are strings in the struct; say so in the schema.
 	ep := root.fields["registry"].fields["notifications"].elem
-	ep.fields["timeout"] = leaf(kDuration)
-	ep.fields["backoff"] = leaf(kDuration)
+	ep.fields["timeout"] = leaf(KDuration)
+	ep.fields["backoff"] = leaf(KDuration)
 	return root
 }
 
@@ -150,14 +167,14 @@ type SecretKey struct {
 // SecretKeys lists every key the schema marks secret.
 func SecretKeys() []SecretKey {
 	var out []SecretKey
-	var walk func(n *node, path []string)
-	walk = func(n *node, path []string) {
+	var walk func(n *Node, path []string)
+	walk = func(n *Node, path []string) {
 		switch {
 		case n.secret:
 			out = append(out, SecretKey{Path: slices.Clone(path), Shape: n.kind.String()})
-		case n.kind == kTableList:
+		case n.kind == KTableList:
 			walk(n.elem, append(path, "*"))
-		case n.kind == kTable:
+		case n.kind == KTable:
 			for _, k := range slices.Sorted(maps.Keys(n.fields)) {
 				walk(n.fields[k], append(path, k))
 			}
@@ -170,12 +187,12 @@ func SecretKeys() []SecretKey {
 // secretAt reports whether the key at path is secret or lies in a table
 // that is. Array indexes may be left out of path: TOML's syntax errors
 // name keys without them.
-func (n *node) secretAt(path []string) bool {
+func (n *Node) secretAt(path []string) bool {
 	for _, seg := range path {
 		if n.secret {
 			return true
 		}
-		if n.kind == kTableList {
+		if n.kind == KTableList {
 			n = n.elem
 			if isIndex(seg) {
 				continue
@@ -194,33 +211,33 @@ var (
 	portType     = reflect.TypeOf(Port(""))
 )
 
-func schemaOf(t reflect.Type) *node {
+func schemaOf(t reflect.Type) *Node {
 	switch {
 	case t == durationType:
-		return leaf(kDuration)
+		return leaf(KDuration)
 	case t == headersType:
-		return leaf(kHeaders)
+		return leaf(KHeaders)
 	case t == portType:
-		return leaf(kPort)
+		return leaf(KPort)
 	}
 	switch t.Kind() {
 	case reflect.String:
-		return leaf(kString)
+		return leaf(KString)
 	case reflect.Bool:
-		return leaf(kBool)
+		return leaf(KBool)
 	case reflect.Int, reflect.Int64:
-		return leaf(kInt)
+		return leaf(KInt)
 	case reflect.Float64:
-		return leaf(kFloat)
+		return leaf(KFloat)
 	case reflect.Map:
 		return table(nil)
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.String {
-			return leaf(kStringList)
+			return leaf(KStringList)
 		}
-		return &node{kind: kTableList, elem: schemaOf(t.Elem())}
+		return &Node{kind: KTableList, elem: schemaOf(t.Elem())}
 	case reflect.Struct:
-		n := table(map[string]*node{})
+		n := table(map[string]*Node{})
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
@@ -232,38 +249,38 @@ func schemaOf(t reflect.Type) *node {
 		}
 		return n
 	}
-	panic(fmt.Sprintf("reconfigure: no schema for %s", t))
+	panic(fmt.Sprintf("settings: no schema for %s", t))
 }
 
 // check walks a decoded TOML value against the schema and reports every
 // unknown key and wrong type through report.
-func (n *node) check(v any, path []string, report func(path []string, msg string)) {
+func (n *Node) check(v any, path []string, report func(path []string, msg string)) {
 	switch n.kind {
-	case kString:
+	case KString:
 		if _, ok := v.(string); !ok {
 			report(path, wrongType(path, n.kind, v))
 		}
-	case kBool:
+	case KBool:
 		if _, ok := v.(bool); !ok {
 			report(path, wrongType(path, n.kind, v))
 		}
-	case kInt:
+	case KInt:
 		if _, ok := v.(int64); !ok {
 			report(path, wrongType(path, n.kind, v))
 		}
-	case kFloat:
+	case KFloat:
 		switch v.(type) {
 		case int64, float64:
 		default:
 			report(path, wrongType(path, n.kind, v))
 		}
-	case kPort:
+	case KPort:
 		switch v.(type) {
 		case int64, string:
 		default:
 			report(path, wrongType(path, n.kind, v))
 		}
-	case kDuration:
+	case KDuration:
 		s, ok := v.(string)
 		if !ok {
 			report(path, wrongType(path, n.kind, v))
@@ -272,7 +289,7 @@ func (n *node) check(v any, path []string, report func(path []string, msg string
 		if d, err := time.ParseDuration(s); err != nil || d < 0 {
 			report(path, fmt.Sprintf("%s is not a duration: use a number with a unit, such as \"500ms\", \"1s\" or \"24h\"", shown(path, s)))
 		}
-	case kStringList:
+	case KStringList:
 		list, ok := v.([]any)
 		if !ok {
 			report(path, wrongType(path, n.kind, v))
@@ -281,19 +298,19 @@ func (n *node) check(v any, path []string, report func(path []string, msg string
 		for i, e := range list {
 			if _, ok := e.(string); !ok {
 				at := append(path, fmt.Sprint(i))
-				report(at, wrongType(at, kString, e))
+				report(at, wrongType(at, KString, e))
 			}
 		}
-	case kHeaders:
+	case KHeaders:
 		m, ok := v.(map[string]any)
 		if !ok {
 			report(path, wrongType(path, n.kind, v))
 			return
 		}
 		for _, k := range sortedKeys(m) {
-			leaf(kStringList).check(m[k], append(path, k), report)
+			leaf(KStringList).check(m[k], append(path, k), report)
 		}
-	case kTable:
+	case KTable:
 		m, ok := v.(map[string]any)
 		if !ok {
 			report(path, wrongType(path, n.kind, v))
@@ -317,7 +334,7 @@ func (n *node) check(v any, path []string, report func(path []string, msg string
 			}
 			child.check(m[k], append(path, k), report)
 		}
-	case kTableList:
+	case KTableList:
 		list, ok := asTableList(v)
 		if !ok {
 			report(path, wrongType(path, n.kind, v))
@@ -344,7 +361,7 @@ func asTableList(v any) ([]any, bool) {
 	return nil, false
 }
 
-func wrongType(path []string, want kind, got any) string {
+func wrongType(path []string, want Kind, got any) string {
 	return fmt.Sprintf("must be %s, not %s", want, tomlTypeName(path, got))
 }
 
@@ -376,7 +393,7 @@ func tomlTypeName(path []string, v any) string {
 	return "the " + name + " " + shown(path, v)
 }
 
-func unknownKey(k string, known map[string]*node) string {
+func unknownKey(k string, known map[string]*Node) string {
 	names := make([]string, 0, len(known))
 	for name := range known {
 		names = append(names, name)

@@ -1,4 +1,4 @@
-package reconfigure
+package settings
 
 import (
 	"errors"
@@ -85,7 +85,7 @@ func (ps *problems) warn(path []string, format string, args ...any) {
 }
 
 func (ps *problems) locate(path []string, format string, args ...any) *Problem {
-	p := &Problem{File: ps.file, Key: keyString(path), Message: fmt.Sprintf(format, args...)}
+	p := &Problem{File: ps.file, Key: KeyString(path), Message: fmt.Sprintf(format, args...)}
 	if ps.line != nil && len(path) > 0 {
 		p.Line = ps.line(path)
 	}
@@ -120,8 +120,8 @@ func (ps *problems) err() error {
 	return &InvalidError{merr: ps.merr}
 }
 
-// redacted stands for a secret value in messages and diffs.
-const redacted = "<redacted>"
+// Redacted stands for a secret value in messages and diffs.
+const Redacted = "<redacted>"
 
 // shown is how a message shows v, the value of the key at path: never the
 // value of a key the schema marks secret, a string quoted and with a URL's
@@ -129,7 +129,7 @@ const redacted = "<redacted>"
 // value goes through here.
 func shown(path []string, v any) string {
 	if schema().secretAt(path) {
-		return redacted
+		return Redacted
 	}
 	if s, ok := v.(string); ok {
 		return strconv.Quote(redact.URL(s))
@@ -137,9 +137,9 @@ func shown(path []string, v any) string {
 	return fmt.Sprint(v)
 }
 
-// keyString renders a key path as the user writes it:
+// KeyString renders a key path as the user writes it:
 // registry.notifications[1].url.
-func keyString(path []string) string {
+func KeyString(path []string) string {
 	var b strings.Builder
 	for i, seg := range path {
 		if isIndex(seg) && i > 0 {

@@ -1,4 +1,4 @@
-package reconfigure
+package settings
 
 import (
 	"maps"
@@ -27,8 +27,8 @@ var notSecret = map[string]string{
 // with a reason: the schema cannot silently forget one.
 func TestSecretLookingKeysAreMarkedSecret(t *testing.T) {
 	seen := map[string]bool{}
-	var walk func(n *node, path []string)
-	walk = func(n *node, path []string) {
+	var walk func(n *Node, path []string)
+	walk = func(n *Node, path []string) {
 		key := strings.Join(path, ".")
 		seen[key] = true
 		switch {
@@ -37,15 +37,15 @@ func TestSecretLookingKeysAreMarkedSecret(t *testing.T) {
 				t.Errorf("%s is marked secret and also listed as not secret", key)
 			}
 			return
-		case n.kind == kTableList:
+		case n.kind == KTableList:
 			walk(n.elem, append(path, "*"))
 			return
-		case n.kind == kTable && n.fields != nil:
+		case n.kind == KTable && n.fields != nil:
 			for _, k := range slices.Sorted(maps.Keys(n.fields)) {
 				walk(n.fields[k], append(path, k))
 			}
 			return
-		case n.kind == kTable:
+		case n.kind == KTable:
 			t.Errorf("%s: a free-form table must be secret: its keys are unknown", key)
 		}
 		if _, listed := notSecret[key]; !listed && len(path) > 0 && looksSecret.MatchString(path[len(path)-1]) {

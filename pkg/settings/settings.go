@@ -1,7 +1,9 @@
-// Package reconfigure owns regctl.toml: its schema and defaults, validation
-// with file/key/line, the secrets kept beside it, and the rendering of the
-// registry's config.yml and GitLab's gitlab.yml from it.
-package reconfigure
+// Package settings owns regctl.toml: its model and defaults, loading
+// with the line of every key, validation with file/key/line, the paths it
+// resolves to, and the in-place edits of the file (the read-only toggle,
+// the storage switch of a cutover). It renders nothing: pkg/reconfigure
+// turns the settings into files.
+package settings
 
 import (
 	"fmt"

@@ -1,10 +1,8 @@
-package reconfigure
+package settings
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,9 +33,9 @@ func SetReadOnly(l *Loaded, on bool) (*Loaded, bool, error) {
 		return nil, false, err
 	}
 	if updated.Settings.ReadOnly() != on {
-		return nil, false, fmt.Errorf("edit %s: the edited file does not set read-only to %v; edit %s by hand", l.Path, on, keyString(ReadOnlyKey))
+		return nil, false, fmt.Errorf("edit %s: the edited file does not set read-only to %v; edit %s by hand", l.Path, on, KeyString(ReadOnlyKey))
 	}
-	unlock, err := lockSettings(l)
+	unlock, err := Lock(l)
 	if err != nil {
 		return nil, false, err
 	}
@@ -65,48 +63,5 @@ func SetReadOnly(l *Loaded, on bool) (*Loaded, bool, error) {
 	return updated, true, nil
 }
 
-// ReadOnlyState says whether read-only mode is on and where that comes from.
-type ReadOnlyState struct {
-	Enabled bool `json:"enabled"`
-	// Source is "file:line" of the setting, or "default".
-	Source string `json:"source"`
-	Key    string `json:"key"`
-	// Rendered is what config.yml says; nil when it does not exist yet.
-	Rendered  *bool  `json:"rendered"`
-	ConfigYML string `json:"config_yml"`
-	// InSync is false when reconfigure has not yet been run since the
-	// setting changed.
-	InSync bool `json:"in_sync"`
-}
-
-// ReadOnlyStatus reports the effective read-only state.
-func ReadOnlyStatus(l *Loaded) (ReadOnlyState, error) {
-	st := ReadOnlyState{Enabled: l.Settings.ReadOnly(), Source: "default", Key: keyString(ReadOnlyKey)}
-	if line := l.Line(ReadOnlyKey...); line > 0 {
-		st.Source = fmt.Sprintf("%s:%d", l.Path, line)
-	}
-	st.ConfigYML = l.Resolve().ConfigYML
-	var cfg struct {
-		Storage struct {
-			Maintenance struct {
-				Readonly struct {
-					Enabled bool `yaml:"enabled"`
-				} `yaml:"readonly"`
-			} `yaml:"maintenance"`
-		} `yaml:"storage"`
-	}
-	err := readYAML(st.ConfigYML, &cfg)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return st, err
-	default:
-		on := cfg.Storage.Maintenance.Readonly.Enabled
-		st.Rendered = &on
-	}
-	st.InSync = st.Rendered != nil && *st.Rendered == st.Enabled
-	return st, nil
-}
-
 // ReadOnlyKeyName is ReadOnlyKey as the user writes it.
-func ReadOnlyKeyName() string { return keyString(ReadOnlyKey) }
+func ReadOnlyKeyName() string { return KeyString(ReadOnlyKey) }

@@ -1,4 +1,4 @@
-package reconfigure
+package settings
 
 import (
 	"bytes"
@@ -70,7 +70,7 @@ func RestoreSettings(current *Loaded, original []byte) (*Loaded, error) {
 // under the settings lock, and only if nobody changed it since l was
 // read.
 func writeSettingsSource(l *Loaded, src []byte) error {
-	unlock, err := lockSettings(l)
+	unlock, err := Lock(l)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package reconfigure
+package settings
 
 import (
 	"errors"
