@@ -311,16 +311,24 @@ func (a *Agent) watchdog(ctx context.Context) {
 			return
 		case <-t.C():
 		}
-		a.mu.Lock()
-		if since := clk.Since(a.lastRead); a.cause == "" && since >= GoneAfter*iv {
-			a.failures = max(a.failures, GoneAfter)
-			a.log().Error("cannot read the maintenance lease: refusing writes until it can be read", "unread_for", since.Round(time.Millisecond))
-			a.enter(ctx, "unreadable", "the maintenance lease cannot be read (is the storage reachable?)", nil)
-		}
-		if since := clk.Since(a.lastBeat); a.cause == "" && since >= unheardAfter(iv) {
-			a.log().Error("this node's heartbeat has not been written: refusing writes, since maintenance jobs are about to count it as gone", "unwritten_for", since.Round(time.Millisecond))
-			a.enter(ctx, causeUnheard, "this node's heartbeat cannot be written (is the storage reachable?)", nil)
-		}
-		a.mu.Unlock()
+		a.fence(ctx, clk.Now())
+	}
+}
+
+// fence is one look of the watchdog at now: writes stop once the lease
+// has gone unread for GoneAfter intervals, or the heartbeat unwritten
+// for unheardAfter.
+func (a *Agent) fence(ctx context.Context, now time.Time) {
+	iv := a.interval()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if since := now.Sub(a.lastRead); a.cause == "" && since >= GoneAfter*iv {
+		a.failures = max(a.failures, GoneAfter)
+		a.log().Error("cannot read the maintenance lease: refusing writes until it can be read", "unread_for", since.Round(time.Millisecond))
+		a.enter(ctx, "unreadable", "the maintenance lease cannot be read (is the storage reachable?)", nil)
+	}
+	if since := now.Sub(a.lastBeat); a.cause == "" && since >= unheardAfter(iv) {
+		a.log().Error("this node's heartbeat has not been written: refusing writes, since maintenance jobs are about to count it as gone", "unwritten_for", since.Round(time.Millisecond))
+		a.enter(ctx, causeUnheard, "this node's heartbeat cannot be written (is the storage reachable?)", nil)
 	}
 }
