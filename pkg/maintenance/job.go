@@ -117,6 +117,9 @@ func RunJob(ctx context.Context, job Job, work Work) (res JobResult, err error) 
 	}
 	var ro ReadOnly
 	if job.ReadOnly != nil {
+		if job.Driver == nil {
+			return res, fmt.Errorf("%s: a read-only job needs the storage driver", job.Command)
+		}
 		ro = *job.ReadOnly
 		if ro.Interval <= 0 {
 			if ro.Interval, err = HeartbeatFromEnv(); err != nil {
@@ -158,7 +161,11 @@ func RunJob(ctx context.Context, job Job, work Work) (res JobResult, err error) 
 			return res, err
 		}
 		lctx := ctx
-		defer func() { err = errors.Join(err, releaseLease(lctx, job.Driver, lease, ro.Interval)) }()
+		defer func() {
+			if rerr := releaseLease(lctx, job.Driver, lease, ro.Interval); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}()
 		wr, err := waitAcks(ctx, job.Driver, lease, ro, log)
 		if err != nil {
 			record(err)
