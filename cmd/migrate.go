@@ -160,18 +160,16 @@ func (o *migrateOpts) run(c *cobra.Command, args []string) error {
 	}
 }
 
-// sourceRoot is the filesystem rootdirectory of a config.yml.
+// sourceRoot is the local folder of a config.yml's storage (the
+// filesystem's rootdirectory).
 func sourceRoot(configPath string, log *slog.Logger) (string, error) {
 	cfg, err := distconfig.Load(configPath, log)
 	if err != nil {
 		return "", err
 	}
-	if cfg.Storage.Driver != "filesystem" {
+	root, ok := storage.LocalRoot(cfg.Storage.Driver, cfg.Storage.Params)
+	if !ok {
 		return "", fmt.Errorf("%s: the storage is %s: migrate-storage copies a filesystem storage into S3", configPath, cfg.Storage.Driver)
-	}
-	root, _ := cfg.Storage.Params["rootdirectory"].(string)
-	if root == "" {
-		root = "/var/lib/registry" // Distribution's default
 	}
 	return filepath.Abs(root)
 }
@@ -379,7 +377,7 @@ func (o *migrateOpts) runCutover(ctx context.Context, p *ui.Printer, prog *migra
 		mode = migrate.VerifyFull
 	}
 	if !o.json() {
-		p.Title("migrate-storage --cutover: " + opts.SourceRoot + " -> " + opts.Target.Describe())
+		p.Title("migrate-storage --cutover: " + opts.SourceRoot + " -> " + storage.Describe(opts.Target))
 	}
 	co := migrate.CutoverOptions{
 		Options: opts, Settings: l, StorageS3: params, VerifyMode: mode, ReadOnlyTimeout: o.readOnlyTimeout,
@@ -414,7 +412,7 @@ func (o *migrateOpts) runCutover(ctx context.Context, p *ui.Printer, prog *migra
 	case res.RolledBack:
 		p.Line(ui.Warn, "rolled back", "the registry is on the filesystem storage again, as before; nothing was lost")
 	case err == nil:
-		p.Line(ui.OK, "cutover", "the settings now use "+opts.Target.Describe())
+		p.Line(ui.OK, "cutover", "the settings now use "+storage.Describe(opts.Target))
 		if res.RestartNeeded {
 			p.Hint(fmt.Sprintf("restart regctl serve (pid %d) to serve from S3: until then it serves the old storage, read-only", res.DaemonPID))
 		} else {

@@ -150,9 +150,9 @@ func (o *rootOpts) openStorage(args []string) (*target, error) {
 	if t.drv, err = storage.Open(context.Background(), t.cfg.Storage.Driver, t.cfg.Storage.Params); err != nil {
 		return nil, err
 	}
-	if s3, ok := t.drv.(*storage.S3); ok {
-		// The scan keeps 32 requests in flight; the SDK keeps 10 idle.
-		t.drv = s3.WithConnections(64)
+	if cp, ok := storage.As[storage.ConnectionPool](t.drv); ok {
+		// The scan keeps 32 requests in flight; S3's SDK keeps 10 idle.
+		t.drv = cp.WithConnections(64)
 	}
 	return t, nil
 }

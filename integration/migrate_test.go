@@ -26,7 +26,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"regctl/internal/testtools"
-	"regctl/pkg/storage"
 )
 
 // migrateSite is a regctl install on the filesystem storage, served by
@@ -148,22 +147,10 @@ func (s *migrateSite) pullAll(addr string) {
 	}
 }
 
-func (s *migrateSite) driver() *storage.S3 {
-	s.t.Helper()
-	d, err := storage.NewS3(s.t.Context(), map[string]any{
-		"accesskey": s.gw.AccessKey, "secretkey": s.gw.SecretKey, "region": s.gw.Region,
-		"regionendpoint": s.gw.Endpoint, "bucket": s.bucket, "pathstyle": true, "rootdirectory": "/gitlab/registry",
-	})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return d
-}
-
 // keys counts the bucket's objects.
 func (s *migrateSite) keys() map[string]bool {
 	s.t.Helper()
-	c := s.driver().Client()
+	c := s.gw.Client()
 	keys := map[string]bool{}
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket)}
 	for {
@@ -291,7 +278,7 @@ func TestMigrateStorageCutover(t *testing.T) {
 	s.push("group/app", "v1", 2)
 	s.push("tools", "latest", 1)
 	orphan := "gitlab/registry/docker/registry/v2/repositories/gone/_manifests/tags/x/current/link"
-	putObject(t, s.driver(), orphan, "sha256:0")
+	putObject(t, s.gw, s.bucket, orphan, "sha256:0")
 
 	out := s.run("migrate-storage", "--cutover", "-o", "json")
 	res := decode[cutoverJSON](t, out)
@@ -372,7 +359,7 @@ func TestMigrateStorageCutoverRollback(t *testing.T) {
 	lease = filepath.Join(s.dir, "storage", "docker/registry/v2/_regctl/maintenance/lease.json")
 	s.push("group/app", "v1", 2)
 	// An orphan makes the final sync write (a delete), which is refused.
-	putObject(t, s.driver(), "gitlab/registry/docker/registry/v2/repositories/gone/_manifests/tags/x/current/link", "sha256:0")
+	putObject(t, s.gw, s.bucket, "gitlab/registry/docker/registry/v2/repositories/gone/_manifests/tags/x/current/link", "sha256:0")
 	before := mustReadFile(t, s.settings)
 	beforeCfg := mustReadFile(t, s.config)
 
@@ -411,9 +398,9 @@ type cutoverJSON struct {
 	} `json:"final_sync"`
 }
 
-func putObject(t *testing.T, d *storage.S3, key, body string) {
+func putObject(t *testing.T, gw *testtools.VersityGW, bucket, key, body string) {
 	t.Helper()
-	_, err := d.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(d.Bucket()), Key: aws.String(key), Body: strings.NewReader(body)})
+	_, err := gw.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(body)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,14 +99,24 @@ func s3Driver(t *testing.T, g *testtools.VersityGW, bucket string) *storage.S3 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clients.Store(d, g.Client())
 	return d
+}
+
+// clients holds an SDK client of the gateway of each driver s3Driver
+// opened, to look at the bucket behind the driver's back.
+var clients sync.Map // *storage.S3 -> *s3.Client
+
+func clientOf(d *storage.S3) *s3.Client {
+	c, _ := clients.Load(d)
+	return c.(*s3.Client)
 }
 
 // multipartUploads lists the keys of the multipart uploads in progress
 // under prefix.
 func multipartUploads(t *testing.T, d *storage.S3, prefix string) []string {
 	t.Helper()
-	out, err := d.Client().ListMultipartUploads(t.Context(), &s3.ListMultipartUploadsInput{
+	out, err := clientOf(d).ListMultipartUploads(t.Context(), &s3.ListMultipartUploadsInput{
 		Bucket: aws.String(d.Bucket()), Prefix: aws.String(prefix),
 	})
 	if err != nil {
@@ -121,7 +132,7 @@ func multipartUploads(t *testing.T, d *storage.S3, prefix string) []string {
 // objectKeys lists the keys under prefix (one page is plenty here).
 func objectKeys(t *testing.T, d *storage.S3, prefix string) []string {
 	t.Helper()
-	out, err := d.Client().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{
+	out, err := clientOf(d).ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{
 		Bucket: aws.String(d.Bucket()), Prefix: aws.String(prefix),
 	})
 	if err != nil {

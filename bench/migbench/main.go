@@ -24,15 +24,21 @@ import (
 	"io/fs"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-
-	"regctl/pkg/storage"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 func main() {
@@ -187,15 +193,14 @@ func put(args []string) error {
 	conc := fl.Int("c", 64, "requests at once")
 	fl.Parse(args)
 	ctx := context.Background()
-	// The S3 driver's client (same SDK setup as regctl), with the
-	// credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
-	d, err := storage.NewS3(ctx, map[string]any{
-		"bucket": *bucket, "region": "us-east-1", "regionendpoint": *endpoint, "pathstyle": true, "rootdirectory": *prefix,
-	})
+	c, err := bareClient(ctx, *endpoint)
 	if err != nil {
 		return err
 	}
-	d = d.WithConnections(*conc)
+	keyPrefix := strings.Trim(*prefix, "/")
+	if keyPrefix != "" {
+		keyPrefix += "/"
+	}
 	paths := make(chan string, 1024)
 	var n, bytes atomic.Int64
 	var failed atomic.Int64
@@ -210,9 +215,11 @@ func put(args []string) error {
 					continue
 				}
 				st, _ := f.Stat()
-				in := d.PutObjectInput("/" + p)
-				in.Body, in.ContentLength = f, aws.Int64(st.Size())
-				if _, err := d.Client().PutObject(ctx, in); err != nil {
+				in := &s3.PutObjectInput{
+					Bucket: bucket, Key: aws.String(keyPrefix + p), Body: f, ContentLength: aws.Int64(st.Size()),
+					ContentType: aws.String("application/octet-stream"), StorageClass: types.StorageClassStandard,
+				}
+				if _, err := c.PutObject(ctx, in); err != nil {
 					failed.Add(1)
 				} else {
 					n.Add(1)
@@ -237,4 +244,35 @@ func put(args []string) error {
 	}
 	fmt.Printf("{\"objects\": %d, \"bytes\": %d, \"failed\": %d, \"seconds\": %.2f}\n", n.Load(), bytes.Load(), failed.Load(), time.Since(start).Seconds())
 	return nil
+}
+
+// bareClient is an SDK client set up as regctl's S3 driver sets up its
+// own (256 idle connections, standard retries without a retry quota,
+// checksums only where required, path style), with the credentials from
+// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY: plain signed PUTs through
+// it are the ceiling, with nothing of regctl's on top.
+func bareClient(ctx context.Context, endpoint string) (*s3.Client, error) {
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 256
+	})
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithRegion("us-east-1"),
+		config.WithHTTPClient(httpClient),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 5
+				o.RateLimiter = ratelimit.None
+			})
+		}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.UsePathStyle = true
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		o.DisableLogOutputChecksumValidationSkipped = true
+	}), nil
 }

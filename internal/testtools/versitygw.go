@@ -9,6 +9,10 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // VersityGWTool is the binary name of the Versity S3 gateway
@@ -91,4 +95,17 @@ func (g *VersityGW) Bucket(t testing.TB) string {
 	name := fmt.Sprintf("bucket-%04d", g.buckets.Add(1))
 	g.CreateBucket(t, name)
 	return name
+}
+
+// Client is an SDK client of the gateway, for tests that look at a
+// bucket behind a storage driver's back (every key, folder markers).
+func (g *VersityGW) Client() *s3.Client { return s3Client(g.Endpoint, g.AccessKey, g.SecretKey) }
+
+func s3Client(endpoint, accessKey, secretKey string) *s3.Client {
+	return s3.New(s3.Options{
+		Region:       VersityGWRegion,
+		BaseEndpoint: aws.String(endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
+	})
 }

@@ -6,18 +6,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
-
-func s3Client(endpoint, accessKey, secretKey string) *s3.Client {
-	return s3.New(s3.Options{
-		Region:       VersityGWRegion,
-		BaseEndpoint: aws.String(endpoint),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
-	})
-}
 
 func TestStartVersityGW(t *testing.T) {
 	t.Parallel()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,7 +31,17 @@ func newS3(t testing.TB, g *testtools.VersityGW, bucket string) *storage.S3 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clients.Store(d, g.Client())
 	return d
+}
+
+// clients holds an SDK client of the gateway of each driver newS3
+// opened, to look at the bucket behind the driver's back.
+var clients sync.Map // *storage.S3 -> *s3.Client
+
+func clientOf(d *storage.S3) *s3.Client {
+	c, _ := clients.Load(d)
+	return c.(*s3.Client)
 }
 
 // s3Batch is the DeleteMany the S3 driver is asked for, done here with
@@ -47,7 +58,7 @@ func (b *s3Batch) DeleteMany(ctx context.Context, paths []string) error {
 	for i, p := range paths {
 		objs[i] = types.ObjectIdentifier{Key: aws.String(strings.TrimPrefix(p, "/"))}
 	}
-	out, err := b.Client().DeleteObjects(ctx, &s3.DeleteObjectsInput{
+	out, err := clientOf(b.S3).DeleteObjects(ctx, &s3.DeleteObjectsInput{
 		Bucket: aws.String(b.Bucket()),
 		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
 	})
@@ -197,7 +208,7 @@ func (l *s3Lister) ListFiles(ctx context.Context, p string, fn func(storage.File
 	prefix := strings.TrimPrefix(p, "/") + "/"
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket()), Prefix: aws.String(prefix)}
 	for {
-		out, err := l.Client().ListObjectsV2(ctx, in)
+		out, err := clientOf(l.S3).ListObjectsV2(ctx, in)
 		if err != nil {
 			return err
 		}

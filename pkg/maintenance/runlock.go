@@ -42,14 +42,12 @@ func RunLockPath(st distconfig.Storage) string {
 	return st.Driver + ":" + RunLockObject
 }
 
-// runLockFile is the flock file of a filesystem storage.
+// runLockFile is the flock file of a storage in a local folder (the
+// filesystem's).
 func runLockFile(st distconfig.Storage) (string, bool) {
-	if st.Driver != "filesystem" {
+	root, ok := storage.LocalRoot(st.Driver, st.Params)
+	if !ok {
 		return "", false
-	}
-	root, _ := st.Params["rootdirectory"].(string)
-	if root == "" {
-		root = storage.DefaultFilesystemRoot
 	}
 	return filepath.Join(root, ".regctl-run.lock"), true
 }

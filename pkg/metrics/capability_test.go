@@ -21,6 +21,11 @@ var capabilities = map[string]func(storage.Driver) bool{
 	"UnitDeleter":      has[storage.UnitDeleter],
 	"LocalFolders":     has[storage.LocalFolders],
 	"FlatKeyspace":     has[storage.FlatKeyspace],
+	"ObjectLister":     has[storage.ObjectLister],
+	"VerifiedPutter":   has[storage.VerifiedPutter],
+	"MultipartWriter":  has[storage.MultipartWriter],
+	"ConnectionPool":   has[storage.ConnectionPool],
+	"Describer":        has[storage.Describer],
 }
 
 func has[T any](d storage.Driver) bool {
@@ -39,10 +44,25 @@ func capabilityDiff(d, wrapped storage.Driver) string {
 	}
 	switch wrapped.(type) {
 	case storage.Opener, storage.Redirector, storage.ExclusiveCreator, storage.Checker,
-		storage.BatchDeleter, storage.FileLister, storage.UnitDeleter, storage.LocalFolders, storage.FlatKeyspace:
+		storage.BatchDeleter, storage.FileLister, storage.UnitDeleter, storage.LocalFolders, storage.FlatKeyspace,
+		storage.ObjectLister, storage.VerifiedPutter, storage.MultipartWriter, storage.ConnectionPool, storage.Describer:
 		diff = append(diff, fmt.Sprintf("%T answers a type assertion for a capability", wrapped))
 	}
 	return strings.Join(diff, "\n")
+}
+
+// openS3 opens the s3 driver on a bucket of a fresh versitygw.
+func openS3(t *testing.T) storage.Driver {
+	t.Helper()
+	g := testtools.NewVersityGW(t)
+	d, err := storage.Open(t.Context(), "s3", map[string]any{
+		"accesskey": g.AccessKey, "secretkey": g.SecretKey, "region": g.Region,
+		"regionendpoint": g.Endpoint, "bucket": g.Bucket(t), "pathstyle": true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // TestTimedKeepsCapabilities: the timed driver, once or twice wrapped,
@@ -53,14 +73,7 @@ func TestTimedKeepsCapabilities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := testtools.NewVersityGW(t)
-	s3, err := storage.Open(t.Context(), "s3", map[string]any{
-		"accesskey": g.AccessKey, "secretkey": g.SecretKey, "region": g.Region,
-		"regionendpoint": g.Endpoint, "bucket": g.Bucket(t), "pathstyle": true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3 := openS3(t)
 	m := New()
 	for _, d := range []storage.Driver{fs, s3} {
 		t.Run(d.Name(), func(t *testing.T) {
@@ -95,5 +108,26 @@ func TestTimedCapabilitiesAreTimed(t *testing.T) {
 	}
 	if u, _ := storage.As[storage.UnitDeleter](d); fmt.Sprintf("%T", u) != "metrics.timedUnitDeleter" {
 		t.Errorf("UnitDeleter of the timed driver is %T", u)
+	}
+	if v, _ := storage.As[storage.VerifiedPutter](d); fmt.Sprintf("%T", v) != "metrics.timedVerifiedPutter" {
+		t.Errorf("VerifiedPutter of the timed driver is %T", v)
+	}
+}
+
+// TestTimedConnectionPoolStaysTimed: the copy with a larger pool that
+// the timed driver hands out is timed too, and keeps the capabilities.
+func TestTimedConnectionPoolStaysTimed(t *testing.T) {
+	t.Parallel()
+	s3 := openS3(t)
+	cp, ok := storage.As[storage.ConnectionPool](New().Driver(s3))
+	if !ok {
+		t.Fatal("the timed s3 driver offers no ConnectionPool")
+	}
+	d := cp.WithConnections(64)
+	if _, ok := d.(*timed); !ok {
+		t.Errorf("WithConnections of the timed driver is %T, not timed", d)
+	}
+	if diff := capabilityDiff(s3, d); diff != "" {
+		t.Error(diff)
 	}
 }

@@ -144,6 +144,14 @@ func (t *timed) Capability(target any) bool {
 		return offer(t, p, func(c storage.FileLister) storage.FileLister { return timedFileLister{t, c} })
 	case *storage.UnitDeleter:
 		return offer(t, p, func(c storage.UnitDeleter) storage.UnitDeleter { return timedUnitDeleter{t, c} })
+	case *storage.ObjectLister:
+		return offer(t, p, func(c storage.ObjectLister) storage.ObjectLister { return timedObjectLister{t, c} })
+	case *storage.VerifiedPutter:
+		return offer(t, p, func(c storage.VerifiedPutter) storage.VerifiedPutter { return timedVerifiedPutter{t, c} })
+	case *storage.MultipartWriter:
+		return offer(t, p, func(c storage.MultipartWriter) storage.MultipartWriter { return timedMultipart{t, c} })
+	case *storage.ConnectionPool:
+		return offer(t, p, func(c storage.ConnectionPool) storage.ConnectionPool { return timedPool{t, c} })
 	}
 	return false
 }
@@ -225,6 +233,74 @@ type timedUnitDeleter struct {
 
 func (u timedUnitDeleter) DeleteUnits(ctx context.Context, units []storage.Unit) error {
 	return u.t.timeErr("DeleteUnits", func() error { return u.c.DeleteUnits(ctx, units) })
+}
+
+// timedObjectLister times a whole listing, as Walk is timed.
+type timedObjectLister struct {
+	t *timed
+	c storage.ObjectLister
+}
+
+func (l timedObjectLister) ListObjects(ctx context.Context, p string, level bool, fn func(storage.Object) error) error {
+	return l.t.timeErr("ListObjects", func() error { return l.c.ListObjects(ctx, p, level, fn) })
+}
+
+type timedVerifiedPutter struct {
+	t *timed
+	c storage.VerifiedPutter
+}
+
+func (v timedVerifiedPutter) PutVerified(ctx context.Context, p string, body io.ReadSeeker, size int64, sum []byte) error {
+	return v.t.timeErr("PutVerified", func() error { return v.c.PutVerified(ctx, p, body, size, sum) })
+}
+
+type timedMultipart struct {
+	t *timed
+	c storage.MultipartWriter
+}
+
+func (m timedMultipart) PartSize(size int64) int64 { return m.c.PartSize(size) }
+
+func (m timedMultipart) ListUploads(ctx context.Context, p string) ([]storage.Upload, error) {
+	var us []storage.Upload
+	err := m.t.timeErr("ListUploads", func() (err error) { us, err = m.c.ListUploads(ctx, p); return err })
+	return us, err
+}
+
+func (m timedMultipart) ListParts(ctx context.Context, u storage.Upload) ([]storage.Part, error) {
+	var ps []storage.Part
+	err := m.t.timeErr("ListParts", func() (err error) { ps, err = m.c.ListParts(ctx, u); return err })
+	return ps, err
+}
+
+func (m timedMultipart) CreateUpload(ctx context.Context, p string) (storage.Upload, error) {
+	var u storage.Upload
+	err := m.t.timeErr("CreateUpload", func() (err error) { u, err = m.c.CreateUpload(ctx, p); return err })
+	return u, err
+}
+
+func (m timedMultipart) UploadPart(ctx context.Context, u storage.Upload, n int32, body io.ReadSeeker, size int64, sum []byte) (storage.Part, error) {
+	var pt storage.Part
+	err := m.t.timeErr("UploadPart", func() (err error) { pt, err = m.c.UploadPart(ctx, u, n, body, size, sum); return err })
+	return pt, err
+}
+
+func (m timedMultipart) CompleteUpload(ctx context.Context, u storage.Upload, parts []storage.Part) error {
+	return m.t.timeErr("CompleteUpload", func() error { return m.c.CompleteUpload(ctx, u, parts) })
+}
+
+func (m timedMultipart) AbortUpload(ctx context.Context, u storage.Upload) error {
+	return m.t.timeErr("AbortUpload", func() error { return m.c.AbortUpload(ctx, u) })
+}
+
+// timedPool keeps the copy with a larger pool timed too.
+type timedPool struct {
+	t *timed
+	c storage.ConnectionPool
+}
+
+func (p timedPool) WithConnections(n int) storage.Driver {
+	return &timed{d: p.c.WithConnections(n), m: p.t.m, driver: p.t.driver}
 }
 
 var (

@@ -344,7 +344,7 @@ func (c *cutover) underLease(ctx context.Context, lease *maintenance.Lease) erro
 
 	err = c.step(ctx, "switch", func(ctx context.Context) (string, error) {
 		note := fmt.Sprintf("regctl migrate-storage --cutover moved the storage to %s on %s; it was:",
-			o.Target.Describe(), time.Now().UTC().Format(time.RFC3339))
+			storage.Describe(o.Target), time.Now().UTC().Format(time.RFC3339))
 		updated, err := settings.SwitchStorageToS3(c.cur, o.StorageS3, note)
 		if err != nil {
 			return "", err
@@ -371,7 +371,7 @@ func (c *cutover) underLease(ctx context.Context, lease *maintenance.Lease) erro
 	}
 
 	return c.step(ctx, "retire", func(ctx context.Context) (string, error) {
-		reason := "the storage moved to " + o.Target.Describe() + " (regctl migrate-storage --cutover): restart regctl serve on the new config"
+		reason := "the storage moved to " + storage.Describe(o.Target) + " (regctl migrate-storage --cutover): restart regctl serve on the new config"
 		if err := lease.Retire(ctx, reason); err != nil {
 			return "", err
 		}

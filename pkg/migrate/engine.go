@@ -1,5 +1,10 @@
-// Package migrate copies a registry's filesystem storage into an S3
-// bucket and checks the copy: `regctl migrate-storage`.
+// Package migrate copies a registry's storage into another and checks
+// the copy: `regctl migrate-storage`, from the filesystem into an S3
+// bucket. Both sides are storage drivers: what the copy needs beyond the
+// Driver interface (flat listings with MD5s, verified and multipart
+// writes, batch deletes, a larger connection pool) it finds as the
+// target's capabilities, and does with plain driver calls where the
+// target has none, so any driver copies into any other.
 //
 // Sync is an incremental one-way sync of the Distribution root (see
 // scope.go for what is left out), Verify compares both sides, and
@@ -10,16 +15,17 @@
 //
 // The tree is cut into shards (blobs/<alg>/<xx>, repositories/<a>/<b>)
 // that are listed on both sides in parallel and compared in memory one
-// shard at a time; the S3 listing gives size, ETag and modification time,
-// so no object is HEADed. Copies run on a pool of Concurrency requests.
+// shard at a time; a flat listing (S3's) gives size and MD5, so no
+// object is HEADed. Copies run on a pool of Concurrency requests.
 //
 // Change detection never trusts size alone where content can change at
 // the same size (a tag's current/link is always 71 bytes): a link (any
 // file but a blob) of the same size is compared by content, its MD5
-// against the object's single-part ETag, or by reading the object where
-// the ETag is no MD5 (SSE-KMS). A blob's key is the digest of its
-// content, so a blob of the right size at its key is the right blob;
-// Verify re-hashes every blob to catch corruption.
+// against the one the listing tells (S3's single-part ETag), or by
+// reading the object where the listing tells none (SSE-KMS). A blob's
+// key is the digest of its content, so a blob of the right size at its
+// key is the right blob; Verify re-hashes every blob to catch
+// corruption.
 package migrate
 
 import (
@@ -28,7 +34,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -56,11 +61,13 @@ var ErrEmptySource = errors.New("the source holds no registry data")
 
 // Options configure Sync and Verify.
 type Options struct {
-	// SourceRoot is the filesystem storage's rootdirectory.
+	// Source is the storage to copy from; when nil, the filesystem
+	// storage at SourceRoot.
+	Source     storage.Driver
 	SourceRoot string
-	// Target is the bucket to copy into; its settings (rootdirectory,
-	// chunksize, encryption, maxrequestspersecond) apply.
-	Target *storage.S3
+	// Target is the storage to copy into (a bucket); its settings
+	// (rootdirectory, chunksize, encryption, maxrequestspersecond) apply.
+	Target storage.Driver
 	// Concurrency bounds the requests copying or checking objects at
 	// once (DefaultConcurrency when 0). Listings add a few.
 	Concurrency int
@@ -106,22 +113,22 @@ type Progress struct {
 }
 
 // pair is one path seen on either side: src nil when only the target
-// has it (key is then its exact key), tgt nil when only the source has.
+// has it, tgt nil when only the source has.
 type pair struct {
 	rel string
-	key string
 	src *storage.FileInfo
 	tgt *object
 }
 
 // engine is what Sync and Verify share: both sides and the pools.
 type engine struct {
-	opts  Options
-	log   *slog.Logger
-	src   *storage.Filesystem
-	root  string
-	t     *target
-	slots chan struct{} // one per request copying or checking
+	opts   Options
+	log    *slog.Logger
+	src    storage.Driver
+	opener storage.Opener // the source's, nil when it has none
+	root   string         // the source, for messages
+	t      *target
+	slots  chan struct{} // one per request copying or checking
 
 	phase   atomic.Value // string
 	start   time.Time
@@ -152,16 +159,14 @@ func newEngine(opts Options) (*engine, error) {
 	if opts.Target == nil {
 		return nil, errors.New("migrate: no target bucket")
 	}
-	root, err := filepath.Abs(opts.SourceRoot)
+	src, err := openSource(opts)
 	if err != nil {
 		return nil, err
 	}
-	src, err := storage.NewFilesystem(root)
-	if err != nil {
-		return nil, err
-	}
-	// Through the driver, as everything read from the source: it never
-	// follows a symbolic link, so nothing outside the root is copied.
+	root := storage.Describe(src)
+	// Through the driver, as everything read from the source: the
+	// filesystem's never follows a symbolic link, so nothing outside the
+	// root is copied.
 	if st, err := src.Stat(context.Background(), storage.Root); errors.Is(err, storage.ErrSymlink) {
 		return nil, fmt.Errorf("source %s: %w", root, err)
 	} else if err != nil || !st.IsDir {
@@ -173,8 +178,25 @@ func newEngine(opts Options) (*engine, error) {
 		slots: make(chan struct{}, opts.Concurrency),
 		start: time.Now(),
 	}
+	e.opener, _ = storage.As[storage.Opener](src)
 	e.phase.Store("")
 	return e, nil
+}
+
+// openSource is Options.Source, or the filesystem storage at SourceRoot.
+func openSource(opts Options) (storage.Driver, error) {
+	if opts.Source != nil {
+		return opts.Source, nil
+	}
+	root, err := filepath.Abs(opts.SourceRoot)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := storage.NewFilesystem(root)
+	if err != nil {
+		return nil, err
+	}
+	return fs, nil
 }
 
 // fail records an error message (the first maxErrors are kept).
@@ -314,18 +336,11 @@ func (e *engine) discover(ctx context.Context, rel string, shards chan<- string,
 		}
 	}
 	for name, o := range tgtFiles {
-		r, key := join(rel, name), e.t.key(join(rel, name))
-		if name == "" { // a marker of this folder itself
-			r, key = rel, e.t.base
-			if rel != "" {
-				r += "/"
-				key = e.t.key(rel) + "/"
-			}
-		}
+		r := join(rel, name) // rel + "/" for a marker of this folder itself
 		if excluded(r) {
 			continue
 		}
-		if err := fn(ctx, pair{rel: r, key: key, tgt: &o}); err != nil {
+		if err := fn(ctx, pair{rel: r, tgt: &o}); err != nil {
 			return err
 		}
 	}
@@ -365,20 +380,7 @@ func (e *engine) discover(ctx context.Context, rel string, shards chan<- string,
 // among them, with Symlink set) and its folders. A missing folder is
 // empty.
 func (e *engine) sourceLevel(ctx context.Context, rel string) (map[string]storage.FileInfo, []string, error) {
-	files := map[string]storage.FileInfo{}
-	var dirs []string
-	err := e.src.Walk(ctx, driverPath(rel), func(fi storage.FileInfo) error {
-		name := path.Base(fi.Path)
-		if fi.IsDir {
-			dirs = append(dirs, name)
-			return storage.ErrSkipDir
-		}
-		files[name] = fi
-		return nil
-	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, nil
-	}
+	files, dirs, err := level(ctx, e.src, rel)
 	if err != nil {
 		return nil, nil, fmt.Errorf("source: %w", err)
 	}
@@ -389,7 +391,7 @@ func (e *engine) sourceLevel(ctx context.Context, rel string) (map[string]storag
 // memory, then the source is walked against them.
 func (e *engine) shard(ctx context.Context, rel string, fn func(context.Context, pair) error) error {
 	tgt := map[string]object{}
-	if err := e.t.listTree(ctx, rel, func(key string, o object) { tgt[e.t.rel(key)] = o }); err != nil {
+	if err := e.t.listTree(ctx, rel, func(r string, o object) { tgt[r] = o }); err != nil {
 		return err
 	}
 	if st, err := e.src.Stat(ctx, driverPath(rel)); err == nil && st.IsDir {
@@ -423,7 +425,7 @@ func (e *engine) shard(ctx context.Context, rel string, fn func(context.Context,
 		if excluded(r) {
 			continue
 		}
-		if err := fn(ctx, pair{rel: r, key: e.t.base + r, tgt: &o}); err != nil {
+		if err := fn(ctx, pair{rel: r, tgt: &o}); err != nil {
 			return err
 		}
 	}

@@ -156,7 +156,7 @@ func pullAll(t *testing.T, host, repo, tag string, want v1.Image) {
 // bucketKeys lists every key of the bucket with its size and ETag.
 func (f *fixture) bucketKeys() map[string]string {
 	f.t.Helper()
-	c := f.target.Client()
+	c := f.gw.Client()
 	out := map[string]string{}
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket)}
 	for {
@@ -198,7 +198,7 @@ func (f *fixture) sourceFiles() map[string]string {
 // put writes an object straight into the bucket at key.
 func (f *fixture) put(key string, body []byte) {
 	f.t.Helper()
-	_, err := f.target.Client().PutObject(f.t.Context(), &s3.PutObjectInput{
+	_, err := f.gw.Client().PutObject(f.t.Context(), &s3.PutObjectInput{
 		Bucket: aws.String(f.bucket), Key: aws.String(key), Body: bytes.NewReader(body),
 	})
 	if err != nil {
@@ -209,7 +209,7 @@ func (f *fixture) put(key string, body []byte) {
 // get reads an object of the bucket.
 func (f *fixture) get(key string) io.ReadCloser {
 	f.t.Helper()
-	out, err := f.target.Client().GetObject(f.t.Context(), &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)})
+	out, err := f.gw.Client().GetObject(f.t.Context(), &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)})
 	if err != nil {
 		f.t.Fatalf("get %s: %v", key, err)
 	}
@@ -218,7 +218,7 @@ func (f *fixture) get(key string) io.ReadCloser {
 
 func (f *fixture) del(key string) {
 	f.t.Helper()
-	if _, err := f.target.Client().DeleteObject(f.t.Context(), &s3.DeleteObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)}); err != nil {
+	if _, err := f.gw.Client().DeleteObject(f.t.Context(), &s3.DeleteObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)}); err != nil {
 		f.t.Fatal(err)
 	}
 }

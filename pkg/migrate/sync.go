@@ -10,13 +10,9 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"regctl/pkg/storage"
 )
@@ -77,7 +73,7 @@ type syncer struct {
 	*engine
 	res     Result
 	jobs    chan job
-	uploads map[string][]upload // multipart uploads in progress, by key
+	uploads map[string][]storage.Upload // multipart writes in progress, by path
 
 	copied, copiedBytes, unchanged, failed, vanished, resumed atomic.Int64
 	srcObjects, srcBytes                                      atomic.Int64
@@ -88,9 +84,9 @@ type syncer struct {
 }
 
 type orphan struct {
-	key, rel string
-	size     int64
-	marker   bool
+	path, rel string
+	size      int64
+	marker    bool
 }
 
 // Sync copies what is new or changed from the source into the target,
@@ -104,7 +100,7 @@ func Sync(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	s := &syncer{engine: e}
-	s.res = Result{Source: e.root, Target: e.opts.Target.Describe(), DryRun: opts.DryRun, Delete: opts.Delete}
+	s.res = Result{Source: e.root, Target: storage.Describe(e.t.d), DryRun: opts.DryRun, Delete: opts.Delete}
 	if opts.Delete {
 		// Before anything: a swapped or wrong source must not get as far
 		// as listing what it would delete.
@@ -174,7 +170,7 @@ func (s *syncer) run(ctx context.Context) error {
 func (s *syncer) plan(ctx context.Context, p pair) error {
 	if p.src == nil {
 		s.omu.Lock()
-		s.orphans = append(s.orphans, orphan{key: p.key, rel: p.rel, size: p.tgt.size, marker: marker(p.key, p.tgt.size)})
+		s.orphans = append(s.orphans, orphan{path: p.tgt.path, rel: p.rel, size: p.tgt.size, marker: marker(p.tgt.path, p.tgt.size)})
 		s.omu.Unlock()
 		return nil
 	}
@@ -284,12 +280,7 @@ func retryable(err error) bool {
 	if errors.As(err, &pe) || errors.As(err, &se) {
 		return false
 	}
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) && re.Response != nil {
-		st := re.Response.StatusCode
-		return st >= 500 || st == http.StatusRequestTimeout || st == http.StatusTooManyRequests
-	}
-	return true
+	return storage.Retryable(err)
 }
 
 // same reports whether a target object of the source's size holds the
@@ -305,23 +296,24 @@ func (s *syncer) same(ctx context.Context, j job) (bool, error) {
 	}
 	if fi.Size <= smallFile {
 		b := make([]byte, fi.Size)
-		if _, err := io.ReadFull(f, b); err != nil {
+		if _, err := io.ReadFull(f.section(ctx, 0, fi.Size), b); err != nil {
 			return false, err
 		}
 		return s.t.sameContent(ctx, j.rel, *j.tgt, b)
 	}
-	if !s.t.d.ETagIsMD5() || !isMD5(j.tgt.etag) {
+	if j.tgt.md5 == "" {
 		return false, nil // large, and no cheap way to tell: copy again
 	}
-	sum, err := md5Of(f)
+	sum, err := md5Of(f.section(ctx, 0, fi.Size))
 	if err != nil {
 		return false, err
 	}
-	return hex.EncodeToString(sum) == j.tgt.etag, nil
+	return hex.EncodeToString(sum) == j.tgt.md5, nil
 }
 
 // copy writes one source file to the target and returns its size: one
-// PutObject up to the part size, a multipart upload above it.
+// put up to the part size, a multipart write above it (where the target
+// has them).
 func (s *syncer) copy(ctx context.Context, rel string) (int64, error) {
 	f, fi, err := s.open(ctx, rel)
 	if err != nil {
@@ -339,19 +331,19 @@ func (s *syncer) copy(ctx context.Context, rel string) (int64, error) {
 	switch {
 	case size <= smallFile:
 		b := make([]byte, size)
-		if _, err = io.ReadFull(f, b); err != nil {
+		if _, err = io.ReadFull(f.section(ctx, 0, size), b); err != nil {
 			return 0, err
 		}
 		sum := md5.Sum(b)
 		if err = s.t.put(ctx, rel, bytes.NewReader(b), size, sum[:]); err != nil {
 			return 0, err
 		}
-	case size <= s.t.d.ChunkSize():
+	case s.t.multi == nil || size <= s.t.multi.PartSize(size):
 		var sum []byte
-		if sum, err = md5Of(io.NewSectionReader(f, 0, size)); err != nil {
+		if sum, err = md5Of(f.section(ctx, 0, size)); err != nil {
 			return 0, err
 		}
-		if err = s.t.put(ctx, rel, io.NewSectionReader(f, 0, size), size, sum); err != nil {
+		if err = s.t.put(ctx, rel, f.section(ctx, 0, size), size, sum); err != nil {
 			return 0, err
 		}
 	default:
@@ -365,68 +357,44 @@ func (s *syncer) copy(ctx context.Context, rel string) (int64, error) {
 	return size, nil
 }
 
-// sourceError is a failure to open a source file: trying the copy
-// again would not help.
-type sourceError struct{ error }
-
-func (e sourceError) Unwrap() error { return e.error }
-
-// open opens a source file through the driver, which never follows a
-// symbolic link.
-func (s *syncer) open(ctx context.Context, rel string) (*os.File, storage.FileInfo, error) {
-	f, fi, err := s.src.OpenFile(ctx, driverPath(rel))
-	if err != nil {
-		return nil, fi, sourceError{err}
-	}
-	return f, fi, nil
-}
-
-// partSize is chunksize, or more for a blob that would need more than
-// S3's 10,000 parts.
-func (s *syncer) partSize(size int64) int64 {
-	ps := s.t.d.ChunkSize()
-	if n := (size + ps - 1) / ps; n > 10000 {
-		ps = (size + 9999) / 10000
-	}
-	return ps
-}
-
 // multipart uploads a large file in parts of the part size, resuming an
 // upload a killed run left for the same key when its parts match the
 // source. Parts go up in parallel on request slots that are free; the
 // job's own slot always works, so the pool's bound holds.
-func (s *syncer) multipart(ctx context.Context, rel string, f *os.File, size int64, moved *int64) error {
-	key := s.t.key(rel)
-	ps := s.partSize(size)
+func (s *syncer) multipart(ctx context.Context, rel string, f *srcFile, size int64, moved *int64) error {
+	p := driverPath(rel)
+	mw := s.t.multi
+	ps := mw.PartSize(size)
 	n := int((size + ps - 1) / ps)
-	id, have := s.resume(ctx, key)
-	if id == "" {
+	u, have := s.resume(ctx, p)
+	if u.ID == "" {
 		var err error
-		if id, err = s.t.createUpload(ctx, rel); err != nil {
+		if u, err = mw.CreateUpload(ctx, p); err != nil {
 			return err
 		}
+		u.Started = time.Now()
 		s.omu.Lock()
 		if s.uploads == nil {
-			s.uploads = map[string][]upload{}
+			s.uploads = map[string][]storage.Upload{}
 		}
-		s.uploads[key] = []upload{{key: key, id: id, initiated: time.Now()}}
+		s.uploads[p] = []storage.Upload{u}
 		s.omu.Unlock()
 	}
 	pctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	etags := make([]string, n)
+	parts := make([]storage.Part, n)
 	var wg sync.WaitGroup
 	var mv atomic.Int64
 	one := func(i int) {
 		off := int64(i) * ps
 		sz := min(ps, size-off)
-		sum, err := md5Of(io.NewSectionReader(f, off, sz))
+		sum, err := md5Of(f.section(pctx, off, sz))
 		if err == nil {
-			if p, ok := have[int32(i+1)]; ok && p.size == sz && p.etag == hex.EncodeToString(sum) {
-				etags[i] = p.etag
+			if pt, ok := have[int32(i+1)]; ok && pt.Size == sz && pt.MD5 != "" && pt.MD5 == hex.EncodeToString(sum) {
+				parts[i] = pt
 				s.resumed.Add(1)
 			} else {
-				etags[i], err = s.t.uploadPart(pctx, key, id, int32(i+1), io.NewSectionReader(f, off, sz), sz, sum)
+				parts[i], err = mw.UploadPart(pctx, u, int32(i+1), f.section(pctx, off, sz), sz, sum)
 			}
 		}
 		if err != nil {
@@ -456,56 +424,62 @@ func (s *syncer) multipart(ctx context.Context, rel string, f *os.File, size int
 		// The upload stays for the next run to resume.
 		return err
 	}
-	if err := s.t.completeUpload(ctx, key, id, etags); err != nil {
+	if err := mw.CompleteUpload(ctx, u, parts); err != nil {
 		return err
 	}
 	s.omu.Lock()
-	delete(s.uploads, key)
+	delete(s.uploads, p)
 	s.omu.Unlock()
 	return nil
 }
 
-// resume picks the newest upload in progress for key and lists its
-// parts; older ones are aborted.
-func (s *syncer) resume(ctx context.Context, key string) (string, map[int32]part) {
+// resume picks the newest upload in progress at p and lists its parts,
+// by number; older ones are aborted.
+func (s *syncer) resume(ctx context.Context, p string) (storage.Upload, map[int32]storage.Part) {
 	s.omu.Lock()
-	ups := s.uploads[key]
-	delete(s.uploads, key)
+	ups := s.uploads[p]
+	delete(s.uploads, p)
 	s.omu.Unlock()
 	if len(ups) == 0 {
-		return "", nil
+		return storage.Upload{}, nil
 	}
+	mw := s.t.multi
 	newest := 0
 	for i, u := range ups {
-		if u.initiated.After(ups[newest].initiated) {
+		if u.Started.After(ups[newest].Started) {
 			newest = i
 		}
 	}
 	for i, u := range ups {
 		if i != newest {
-			if err := s.t.abortUpload(ctx, key, u.id); err != nil {
-				s.log.Warn("cannot abort an old multipart upload", "key", key, "err", err)
+			if err := mw.AbortUpload(ctx, u); err != nil {
+				s.log.Warn("cannot abort an old multipart upload", "path", p, "err", err)
 			}
 		}
 	}
 	u := ups[newest]
-	parts, err := s.t.parts(ctx, key, u.id)
+	list, err := mw.ListParts(ctx, u)
 	if err != nil {
-		s.log.Warn("cannot list the parts of an upload in progress; starting over", "key", key, "err", err)
-		if err := s.t.abortUpload(ctx, key, u.id); err != nil {
-			s.log.Warn("cannot abort an old multipart upload", "key", key, "err", err)
+		s.log.Warn("cannot list the parts of an upload in progress; starting over", "path", p, "err", err)
+		if err := mw.AbortUpload(ctx, u); err != nil {
+			s.log.Warn("cannot abort an old multipart upload", "path", p, "err", err)
 		}
-		return "", nil
+		return storage.Upload{}, nil
+	}
+	parts := make(map[int32]storage.Part, len(list))
+	for _, pt := range list {
+		parts[pt.Number] = pt
 	}
 	s.omu.Lock()
-	s.uploads[key] = []upload{u} // a retry of this job resumes it again
+	s.uploads[p] = []storage.Upload{u} // a retry of this job resumes it again
 	s.omu.Unlock()
-	s.log.Info("resuming an upload", "key", key, "parts", len(parts))
-	return u.id, parts
+	s.log.Info("resuming an upload", "path", p, "parts", len(parts))
+	return u, parts
 }
 
 // deleteOrphans removes the target objects the source does not have,
-// a thousand per request, a few requests at once.
+// a thousand per request (where the target deletes in batches), a few
+// requests at once.
 func (s *syncer) deleteOrphans(ctx context.Context) error {
 	if s.srcObjects.Load() == 0 {
 		return fmt.Errorf("refusing --delete: source %s: %w", s.root, ErrEmptySource)
@@ -534,13 +508,13 @@ func (s *syncer) deleteOrphans(ctx context.Context) error {
 	for range min(4, s.opts.Concurrency) {
 		wg.Go(func() {
 			for b := range batches {
-				keys := make([]string, len(b))
+				paths := make([]string, len(b))
 				var size int64
 				for i, o := range b {
-					keys[i] = o.key
+					paths[i] = o.path
 					size += o.size
 				}
-				if err := s.t.deleteKeys(ctx, keys); err != nil {
+				if err := s.t.deleteMany(ctx, paths); err != nil {
 					emu.Lock()
 					errs = append(errs, err)
 					emu.Unlock()

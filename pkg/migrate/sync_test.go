@@ -284,13 +284,13 @@ func TestKillAndResume(t *testing.T) {
 	rc, _ := big.Compressed()
 	data := readAllT(t, rc)
 	os.WriteFile(full, data, 0o644)
-	tg := newTarget(f.target, 4)
-	id, err := tg.createUpload(t.Context(), rel)
+	mw, _ := storage.As[storage.MultipartWriter](f.target)
+	u, err := mw.CreateUpload(t.Context(), driverPath(rel))
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum, _ := md5Of(strings.NewReader(string(data[:5<<20])))
-	if _, err := tg.uploadPart(t.Context(), tg.key(rel), id, 1, strings.NewReader(string(data[:5<<20])), 5<<20, sum); err != nil {
+	if _, err := mw.UploadPart(t.Context(), u, 1, strings.NewReader(string(data[:5<<20])), 5<<20, sum); err != nil {
 		t.Fatal(err)
 	}
 	r3 := f.sync(f.opts())

@@ -115,7 +115,7 @@ func Verify(ctx context.Context, opts Options, mode string) (*VerifyResult, erro
 		err = ctx.Err()
 	}
 	r := &VerifyResult{
-		Source: e.root, Target: e.opts.Target.Describe(), Mode: mode,
+		Source: e.root, Target: storage.Describe(e.t.d), Mode: mode,
 		SourceObjects: v.srcObjects.Load(), SourceBytes: v.srcBytes.Load(), TargetObjects: v.tgtObjects.Load(),
 		Checked: v.checked.Load(), CheckedBytes: v.checkedBytes.Load(),
 		Missing: v.missing.Load(), Extra: v.extra.Load(), Size: v.size.Load(),
@@ -141,7 +141,7 @@ func (v *verifier) compare(ctx context.Context, p pair) error {
 		v.tgtObjects.Add(1)
 	}
 	switch {
-	case p.src == nil && marker(p.key, p.tgt.size):
+	case p.src == nil && marker(p.tgt.path, p.tgt.size):
 		v.problem(&v.markers, "marker", p.rel, "0-byte folder marker (registries have shown these as tags with an empty name); --delete removes it")
 		return nil
 	case p.src == nil:

@@ -15,6 +15,7 @@ type Factory func(ctx context.Context, params map[string]any) (Driver, error)
 var (
 	factoriesMu sync.RWMutex
 	factories   = map[string]Factory{}
+	localRoots  = map[string]func(params map[string]any) string{}
 )
 
 // Register makes a driver available to Open under name, as in
@@ -57,17 +58,38 @@ func Open(ctx context.Context, name string, params map[string]any) (Driver, erro
 	return f(ctx, params)
 }
 
+// LocalRoot is the local folder that the driver registered as name
+// keeps its files in, given its config.yml parameters, and false for a
+// driver whose files are not in a local folder. Tools that work on the
+// storage's folder itself (a lock file beside the tree, a copy from it)
+// ask this rather than the driver's name, without opening the driver.
+func LocalRoot(name string, params map[string]any) (string, bool) {
+	factoriesMu.RLock()
+	f, ok := localRoots[name]
+	factoriesMu.RUnlock()
+	if !ok {
+		return "", false
+	}
+	return f(params), true
+}
+
 // DefaultFilesystemRoot is the filesystem driver's root when
 // storage.filesystem.rootdirectory is not set, as in Distribution.
 const DefaultFilesystemRoot = "/var/lib/registry"
 
+// filesystemRoot is the rootdirectory of filesystem parameters.
+func filesystemRoot(params map[string]any) string {
+	root, _ := params["rootdirectory"].(string)
+	if root == "" {
+		root = DefaultFilesystemRoot
+	}
+	return root
+}
+
 func init() {
+	localRoots["filesystem"] = filesystemRoot
 	Register("filesystem", func(_ context.Context, params map[string]any) (Driver, error) {
-		root, _ := params["rootdirectory"].(string)
-		if root == "" {
-			root = DefaultFilesystemRoot
-		}
-		d, err := NewFilesystem(root)
+		d, err := NewFilesystem(filesystemRoot(params))
 		if err != nil {
 			return nil, err // not a typed nil in the interface
 		}

@@ -50,3 +50,23 @@ func TestDriversRegistered(t *testing.T) {
 		t.Fatalf("Drivers() = %s", got)
 	}
 }
+
+// LocalRoot answers for the filesystem (its rootdirectory, Distribution's
+// default when unset) and for no other driver, without opening one.
+func TestLocalRoot(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		params map[string]any
+		want   string
+		ok     bool
+	}{
+		{"filesystem", map[string]any{"rootdirectory": "/srv/registry"}, "/srv/registry", true},
+		{"filesystem", nil, storage.DefaultFilesystemRoot, true},
+		{"s3", map[string]any{"rootdirectory": "/srv/registry"}, "", false},
+		{"azure", nil, "", false},
+	} {
+		if got, ok := storage.LocalRoot(c.name, c.params); got != c.want || ok != c.ok {
+			t.Errorf("LocalRoot(%s, %v) = %q, %v; want %q, %v", c.name, c.params, got, ok, c.want, c.ok)
+		}
+	}
+}

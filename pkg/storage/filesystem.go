@@ -200,6 +200,15 @@ func (d *Filesystem) GetContent(ctx context.Context, p string) ([]byte, error) {
 // symbolic link at the path is replaced, as rename(2) does; what it
 // pointed at is not touched.
 func (d *Filesystem) PutContent(ctx context.Context, p string, content []byte) error {
+	return d.replace(ctx, p, func(f *os.File) error {
+		_, err := f.Write(content)
+		return err
+	})
+}
+
+// replace writes the file at p atomically, as PutContent describes:
+// fill writes the temporary file.
+func (d *Filesystem) replace(ctx context.Context, p string, fill func(*os.File) error) error {
 	rel, err := relPathNotRoot("write", p)
 	if err != nil {
 		return err
@@ -208,7 +217,7 @@ func (d *Filesystem) PutContent(ctx context.Context, p string, content []byte) e
 		return err
 	}
 	err = d.inParent(rel, func(dirfd int, name string) error {
-		tmp, err := createTemp(dirfd, content)
+		tmp, err := createTempFill(dirfd, fill)
 		if err != nil {
 			return err
 		}
@@ -228,6 +237,14 @@ func (d *Filesystem) PutContent(ctx context.Context, p string, content []byte) e
 // createTemp writes content to a new temporary file in folder dirfd,
 // synced, with fileMode, and returns its name.
 func createTemp(dirfd int, content []byte) (string, error) {
+	return createTempFill(dirfd, func(f *os.File) error {
+		_, err := f.Write(content)
+		return err
+	})
+}
+
+// createTempFill is createTemp with the content written by fill.
+func createTempFill(dirfd int, fill func(*os.File) error) (string, error) {
 	for {
 		name := tempPrefix + strconv.FormatUint(rand.Uint64(), 36)
 		fd, err := openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
@@ -237,7 +254,7 @@ func createTemp(dirfd int, content []byte) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if err := writeSynced(os.NewFile(uintptr(fd), name), content); err != nil {
+		if err := fillSynced(os.NewFile(uintptr(fd), name), fill); err != nil {
 			unix.Unlinkat(dirfd, name, 0)
 			return "", err
 		}
@@ -245,13 +262,13 @@ func createTemp(dirfd int, content []byte) (string, error) {
 	}
 }
 
-// writeSynced fills a fresh temporary file, with the mode other registry
+// fillSynced fills a fresh temporary file, with the mode other registry
 // users can read, and closes it. The file is made 0600 and chmodded
 // before anyone sees it at its path, whatever the umask.
-func writeSynced(f *os.File, content []byte) error {
+func fillSynced(f *os.File, fill func(*os.File) error) error {
 	err := f.Chmod(fileMode)
 	if err == nil {
-		_, err = f.Write(content)
+		err = fill(f)
 	}
 	if err == nil {
 		err = f.Sync()
@@ -349,12 +366,6 @@ func (d *Filesystem) Open(ctx context.Context, p string) (SeekableFile, FileInfo
 		return nil, FileInfo{}, err
 	}
 	return f, fi, nil
-}
-
-// OpenFile opens a file for reading, as Open does, as an *os.File (for
-// ReadAt).
-func (d *Filesystem) OpenFile(ctx context.Context, p string) (*os.File, FileInfo, error) {
-	return d.openFile(ctx, "open", p)
 }
 
 func (d *Filesystem) openFile(ctx context.Context, op, p string) (*os.File, FileInfo, error) {

@@ -94,6 +94,10 @@ type S3 struct {
 	endpoint string // regionendpoint as given, for error messages
 
 	listPageSize int32 // 0: S3's maximum; tests of paging set less
+
+	// sdkChecksums: checksum = when_supported, the SDK computes
+	// checksums and signs bodies itself (see bodyOpts).
+	sdkChecksums bool
 }
 
 // s3Config is the storage.s3 settings, read and checked.
@@ -427,6 +431,7 @@ func newS3(ctx context.Context, params map[string]any, opts S3Options) (*S3, err
 		setting:         setting,
 		region:          c.region,
 		endpoint:        c.endpoint,
+		sdkChecksums:    c.checksum == "when_supported",
 	}
 	d.presign = s3.NewPresignClient(client, s3.WithPresignExpires(s3RedirectExpiry))
 	if c.rootDirectory != "" {
@@ -489,10 +494,6 @@ func (d *S3) Name() string { return "s3" }
 
 // Bucket is the bucket the driver stores into.
 func (d *S3) Bucket() string { return d.bucket }
-
-// Client is the SDK client, for tools that need more than the driver
-// (migration's verification, tests).
-func (d *S3) Client() *s3.Client { return d.client }
 
 // startupCheck is Check with a deadline, so an endpoint that swallows
 // packets fails the daemon's start instead of hanging it.

@@ -15,58 +15,28 @@ import (
 // (1000 keys a request, no per-folder requests), with the content's MD5
 // when the listing tells it (a single-part ETag without SSE-KMS), so a
 // caller such as garbage collection needs no per-object HEAD or GET.
-// Upload state objects and 0-byte "folder/" markers are skipped. A
-// missing folder lists nothing.
+// It is ListObjects without the strays ("folder/" markers among them).
+// A missing folder lists nothing.
 func (d *S3) ListFiles(ctx context.Context, p string, fn func(fi FileInfo, md5 string) error) error {
-	if err := d.checkPath(p); err != nil {
-		return err
-	}
-	prefix := d.dirPrefix(p)
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(d.bucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(d.pageSize())}
-	md5OK := d.ETagIsMD5()
-	for {
-		var page *listPage
-		out, err := d.client.ListObjectsV2(ctx, in, listFast(&page))
-		if err != nil {
-			return d.fail("list", p, err)
-		}
-		if page == nil { // a page the SDK had to decode
-			page = sdkListPage(out)
-		}
-		for _, o := range page.objects {
-			k := o.key
-			if strings.HasSuffix(k, "/") || strings.HasSuffix(k, s3StateSuffix) || strings.HasSuffix(k, s3PendingSuffix) {
-				continue
-			}
-			sum := ""
-			if etag := strings.Trim(o.etag, `"`); md5OK && !strings.Contains(etag, "-") {
-				sum = strings.ToLower(etag) // a multipart ETag is no MD5
-			}
-			fi := FileInfo{Path: "/" + strings.TrimPrefix(k, d.prefix), Size: o.size, ModTime: o.modTime}
-			if err := fn(fi, sum); err != nil {
-				return err
-			}
-		}
-		if !page.truncated {
+	return d.ListObjects(ctx, p, false, func(o Object) error {
+		if o.Stray {
 			return nil
 		}
-		if page.next == "" {
-			return fmt.Errorf("s3: list %s: the server says there is more but gives no continuation token", p)
-		}
-		in.ContinuationToken = aws.String(page.next)
-	}
+		return fn(FileInfo{Path: o.Path, Size: o.Size, ModTime: o.ModTime}, o.MD5)
+	})
 }
 
-// DeleteMany removes files (never folders) with DeleteObjects, 1000 keys
-// a request. Paths already gone are not errors; the paths that could
-// not be deleted are named in the error.
+// DeleteMany removes files (never folders) and strays (the one object
+// each names; see Object) with DeleteObjects, 1000 keys a request.
+// Paths already gone are not errors; the paths that could not be
+// deleted are named in the error.
 func (d *S3) DeleteMany(ctx context.Context, paths []string) error {
 	var errs []error
 	for start := 0; start < len(paths); start += 1000 {
 		batch := paths[start:min(start+1000, len(paths))]
 		objs := make([]types.ObjectIdentifier, 0, len(batch))
 		for _, p := range batch {
-			if err := d.checkPath(p); err != nil {
+			if err := d.checkPath(p); err != nil && !strayPath(p) {
 				return err
 			}
 			objs = append(objs, types.ObjectIdentifier{Key: aws.String(d.key(p))})
@@ -85,4 +55,11 @@ func (d *S3) DeleteMany(ctx context.Context, paths []string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// strayPath reports whether p can be the Path of a stray: no driver
+// path, but a name below the root, not one of the writer's own objects.
+func strayPath(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.ContainsRune(p, 0) &&
+		!strings.HasSuffix(p, s3StateSuffix) && !strings.HasSuffix(p, s3PendingSuffix)
 }

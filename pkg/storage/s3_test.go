@@ -69,7 +69,7 @@ func TestS3Driver(t *testing.T) {
 func rawKeys(t *testing.T, d *storage.S3) []string {
 	t.Helper()
 	var keys []string
-	p := s3.NewListObjectsV2Paginator(d.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(d.Bucket())})
+	p := s3.NewListObjectsV2Paginator(storage.S3Client(d), &s3.ListObjectsV2Input{Bucket: aws.String(d.Bucket())})
 	for p.HasMorePages() {
 		out, err := p.NextPage(t.Context())
 		if err != nil {
@@ -85,7 +85,7 @@ func rawKeys(t *testing.T, d *storage.S3) []string {
 // multipartUploads counts the bucket's unfinished multipart uploads.
 func multipartUploads(t *testing.T, d *storage.S3) int {
 	t.Helper()
-	out, err := d.Client().ListMultipartUploads(t.Context(), &s3.ListMultipartUploadsInput{Bucket: aws.String(d.Bucket())})
+	out, err := storage.S3Client(d).ListMultipartUploads(t.Context(), &s3.ListMultipartUploadsInput{Bucket: aws.String(d.Bucket())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestS3IgnoresFolderMarkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"docker/registry/v2/repositories/r/_manifests/tags/", "docker/registry/v2/repositories/r/_manifests/tags/v1/", "docker/registry/v2/repositories/r/_manifests/tags/v1/current/"} {
-		_, err := d.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(d.Bucket()), Key: aws.String(k), Body: bytes.NewReader(nil)})
+		_, err := storage.S3Client(d).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(d.Bucket()), Key: aws.String(k), Body: bytes.NewReader(nil)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -509,7 +509,7 @@ func TestS3ListFiles(t *testing.T) {
 	}
 	// Skipped: folder markers and upload state, put there directly.
 	for _, k := range []string{"reg/top/", "reg/top/deep/", "reg/top/w.regctl-upload", "reg/top/w.regctl-pending"} {
-		if _, err := d.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader("")}); err != nil {
+		if _, err := storage.S3Client(d).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader("")}); err != nil {
 			t.Fatal(err)
 		}
 	}
