@@ -9,7 +9,8 @@ export PATH := $(TOOLS):$(PATH)
 
 # RACE_PKGS run with go test -race (in place of a plain run).
 RACE_PKGS := regctl/pkg/registryd regctl/pkg/storage regctl/pkg/maintenance \
-	regctl/pkg/notify regctl/pkg/gc regctl/pkg/blobcache regctl/pkg/serve
+	regctl/pkg/notify regctl/pkg/gc regctl/pkg/blobcache regctl/pkg/serve \
+	regctl/pkg/gcjob regctl/internal/clock
 
 .PHONY: all build test tools vet fmt-check clean
 

@@ -9,11 +9,9 @@ import (
 	"maps"
 	"net"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,9 +20,7 @@ import (
 	"regctl/pkg/cleanup"
 	"regctl/pkg/configsrc"
 	"regctl/pkg/distconfig"
-	"regctl/pkg/maintenance"
 	"regctl/pkg/settings"
-	"regctl/pkg/storage"
 )
 
 type cleanupOpts struct {
@@ -121,40 +117,23 @@ func (o *cleanupOpts) run(c *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Before the lock: Ctrl-C while it is held must release it.
-	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if cfg != nil && !o.dryRun && o.explain == "" {
-		// One cleanup or GC at a time on a storage. With --registry the
-		// storage is unknown, and nothing is locked.
-		log := slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		drv, err := storage.Open(ctx, cfg.Storage.Driver, cfg.Storage.Params)
-		if err != nil {
-			return err
-		}
-		lock, err := maintenance.LockRuns(ctx, cfg.Storage, drv, "registry-cleanup", 0)
-		if err != nil {
-			return err
-		}
-		defer releaseRunLock(lock, log)
-		var unbind context.CancelFunc
-		ctx, unbind = lock.Bind(ctx)
-		defer unbind()
-	}
 	opts := cleanup.Options{
 		Policies: policies, PolicyName: o.policy, Repository: o.repository,
 		DryRun: o.dryRun, Concurrency: o.concurrency,
+		Log: slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if o.explain != "" {
-		return o.runExplain(ctx, client, opts)
+		return o.runExplain(c.Context(), client, opts)
+	}
+	if cfg != nil {
+		// One cleanup or GC at a time on a storage. With --registry the
+		// storage is unknown, and nothing is locked.
+		opts.Storage = &cfg.Storage
 	}
 	progress := ui.NewProgress(o.stderr)
 	opts.Progress = func(done, total int) { progress.Update("repositories", done, total) }
-	rep, err := cleanup.Run(ctx, client, opts)
+	rep, err := cleanup.Run(c.Context(), client, opts)
 	progress.Done()
-	if lost := lockLost(ctx); lost != nil {
-		return lost
-	}
 	if err != nil {
 		return err
 	}
@@ -170,23 +149,6 @@ func (o *cleanupOpts) run(c *cobra.Command, args []string) error {
 		return silentError{errors.New("registry-cleanup: some repositories were not cleaned")}
 	}
 	return nil
-}
-
-// lockLost is why ctx was cancelled when its run lock was lost (see
-// RunLock.Bind), nil otherwise.
-func lockLost(ctx context.Context) error {
-	if cause := context.Cause(ctx); cause != nil && errors.Is(cause, maintenance.ErrLost) {
-		return cause
-	}
-	return nil
-}
-
-// releaseRunLock releases a run lock on the way out; a lock it cannot
-// release keeps other runs out until it expires, so say so.
-func releaseRunLock(lock *maintenance.RunLock, log *slog.Logger) {
-	if err := lock.Release(); err != nil {
-		log.Warn("the run lock stays until it expires", "err", err)
-	}
 }
 
 // client targets --registry, or the local daemon of the rendered config

@@ -2,12 +2,10 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,7 +13,7 @@ import (
 	"regctl/internal/ui"
 	"regctl/pkg/blobcache"
 	"regctl/pkg/gc"
-	"regctl/pkg/gcreport"
+	"regctl/pkg/gcjob"
 	"regctl/pkg/maintenance"
 )
 
@@ -69,105 +67,64 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	drv, log := tg.drv, tg.log
-	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	p := o.printer()
-	progress := ui.NewProgress(o.stderr)
-	res := gcResult{Config: tg.configPath}
-	opts := gc.Options{
-		RemoveUntagged: o.untagged,
-		DryRun:         o.dryRun,
-		Log:            log,
-		Progress:       func(ph gc.Phase, done, total int) { progress.Update(string(ph), done, total) },
-		OnDelete: func(d gc.Deletion) {
-			if o.json() {
-				res.Deletions = append(res.Deletions, d)
-			} else if o.verbose {
-				progress.Done()
-				fmt.Fprintln(o.stdout, deletionLine(d, o.dryRun))
-			}
-		},
-	}
 	interval, err := maintenance.ClusterHeartbeat(tg.cfg.Cluster)
 	if err != nil {
 		return err
 	}
-	cache, err := blobcache.Open(tg.cfg, log)
+	cache, err := blobcache.Open(tg.cfg, tg.log)
 	if err != nil {
 		return err
 	}
+	var flushAfter func(context.Context, func(context.Context) error) (int, error)
 	if cache != nil {
 		defer cache.Close()
-	}
-	// The run's figures go into the storage for every daemon's /metrics:
-	// under the lease, so they are there when the daemons see it end.
-	started, recorded := time.Now(), false
-	record := func(err error) {
-		if !recorded {
-			recorded = true
-			gcreport.Record(drv, log, gcreport.New(res.Report, o.untagged, o.dryRun, started, time.Now(), err))
+		flushAfter = func(ctx context.Context, job func(context.Context) error) (int, error) {
+			return blobcache.FlushAfter(ctx, cache, job)
 		}
-	}
-	collect := func(ctx context.Context) (err error) {
-		defer func() { record(err) }()
-		run := func(ctx context.Context) error {
-			var err error
-			res.Report, err = gc.Run(ctx, drv, opts)
-			progress.Done()
-			return err
-		}
-		if o.dryRun {
-			return run(ctx)
-		}
-		// The whole regctl namespace in Redis is flushed, not each
-		// deleted digest: simple, and safe whatever GC deleted (a
-		// layer link, a revision, a blob others linked).
-		flushed, err := blobcache.FlushAfter(ctx, cache, run)
-		res.CacheFlushed = flushed
-		return err
 	}
 
-	if o.dryRun {
-		// Nothing is deleted, so nothing needs to hold still.
-		err = collect(ctx)
-	} else {
-		// One cleanup or GC at a time on a storage.
-		lock, lerr := maintenance.LockRuns(ctx, tg.cfg.Storage, drv, "registry-garbage-collect", o.leaseTTL)
-		if lerr != nil {
-			return lerr
-		}
-		defer releaseRunLock(lock, log)
-		var unbind context.CancelFunc
-		ctx, unbind = lock.Bind(ctx)
-		defer unbind()
-		_, err = maintenance.During(ctx, drv, maintenance.DuringOptions{
-			Holder:     maintenance.Holder("registry-garbage-collect"),
-			Reason:     "garbage collection",
-			AckTimeout: o.ackTimeout,
-			TTL:        o.leaseTTL,
-			Interval:   interval,
-			Log:        log,
-			OnReadOnly: func(w maintenance.WaitResult) {
-				res.Daemons = &w.Acked
+	p := o.printer()
+	progress := ui.NewProgress(o.stderr)
+	res := gcResult{Config: tg.configPath}
+	run, err := gcjob.Run(c.Context(), tg.drv, gcjob.Options{
+		Collect: gc.Options{
+			RemoveUntagged: o.untagged,
+			DryRun:         o.dryRun,
+			Log:            tg.log,
+			Progress:       func(ph gc.Phase, done, total int) { progress.Update(string(ph), done, total) },
+			OnDelete: func(d gc.Deletion) {
 				if o.json() {
-					return
-				}
-				if w.NoDaemons() {
-					p.Line(ui.Warn, "writers", "no regctl daemon runs on this storage: other writers (CNCF Distribution, GitLab's registry) must be read-only or stopped")
-				} else {
-					p.Line(ui.OK, "read-only", fmt.Sprintf("%d regctl daemon(s) switched to read-only; pulls go on", w.Acked))
+					res.Deletions = append(res.Deletions, d)
+				} else if o.verbose {
+					progress.Done()
+					fmt.Fprintln(o.stdout, deletionLine(d, o.dryRun))
 				}
 			},
-		}, collect)
-		if lost := lockLost(ctx); lost != nil {
-			return lost
-		}
-	}
-	record(err) // when the run never started: no lease, no read-only
-	if err != nil {
-		return gcFailure(err, ctx.Err() != nil && c.Context().Err() == nil, o.dryRun || res.Report == nil)
+		},
+		Storage:    tg.cfg.Storage,
+		Heartbeat:  interval,
+		AckTimeout: o.ackTimeout,
+		LeaseTTL:   o.leaseTTL,
+		FlushAfter: flushAfter,
+		OnReadOnly: func(w maintenance.WaitResult) {
+			if o.json() {
+				return
+			}
+			if w.NoDaemons() {
+				p.Line(ui.Warn, "writers", "no regctl daemon runs on this storage: other writers (CNCF Distribution, GitLab's registry) must be read-only or stopped")
+			} else {
+				p.Line(ui.OK, "read-only", fmt.Sprintf("%d regctl daemon(s) switched to read-only; pulls go on", w.Acked))
+			}
+		},
+		Collected: progress.Done,
+		Log:       tg.log,
+	})
+	res.Report, res.Daemons, res.CacheFlushed = run.Report, run.Daemons, run.CacheFlushed
+	switch {
+	case errors.Is(err, maintenance.ErrRunInProgress):
+		return err
+	case err != nil:
+		return gcFailure(err, c.Context().Err() != nil, o.dryRun || res.Report == nil)
 	}
 	if o.json() {
 		o.noteProblems("registry-garbage-collect", "report.Problems", res.Report.Problems)
@@ -182,7 +139,7 @@ func (o *gcOpts) run(c *cobra.Command, args []string) error {
 
 // gcFailure adds what the user needs to know to a failed run: an
 // interrupted or failed collection deleted only in the safe order, and
-// the daemons take writes again (During released the lease, or says
+// the daemons take writes again (the job released the lease, or says
 // when it expires).
 func gcFailure(err error, interrupted, nothingDeleted bool) error {
 	if interrupted {

@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -139,8 +136,7 @@ func (o *migrateOpts) run(c *cobra.Command, args []string) error {
 		return usageError{errors.New("no target bucket: set bucket and region in [migration.s3] of the settings, or pass --bucket and --region")}
 	}
 
-	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := c.Context()
 	target, err := storage.NewS3WithOptions(ctx, params, storage.S3Options{Setting: "migration.s3", Logger: log})
 	if err != nil {
 		return err

@@ -3,11 +3,14 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -126,9 +129,11 @@ func Execute() int {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := interruptible()
+	defer stop()
 	root, o := NewRootCmd(stdout, stderr)
 	root.SetArgs(args)
-	err := root.Execute()
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}
@@ -144,6 +149,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, ui.ErrorText(stderr, o.noColor, errorMessage(err)))
 	return code
+}
+
+// interruptible is the context of every command, c.Context(): the
+// first SIGINT (Ctrl-C) or SIGTERM cancels it, with the signal as its
+// cause, and the command stops cleanly, releasing what it holds (a
+// job's lock and lease, a daemon's listeners). A second one is no
+// longer caught and ends the process, as if regctl caught none: a
+// command that is slow to stop, or does not watch its context, can
+// still be killed from the keyboard. This is the one place regctl
+// handles these signals.
+func interruptible() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
 }
 
 func exitCode(err error) int {

@@ -70,8 +70,8 @@ func (o *serveOpts) run(c *cobra.Command, args []string) error {
 		defer remove()
 	}
 
-	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// SIGINT and SIGTERM end c.Context() (see interruptible): the
+	// daemon drains and stops. SIGHUP reloads it.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -82,5 +82,5 @@ func (o *serveOpts) run(c *cobra.Command, args []string) error {
 			}
 		}
 	}()
-	return d.Run(ctx, nil)
+	return d.Run(c.Context(), nil)
 }

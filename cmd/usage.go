@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -74,8 +71,7 @@ func (o *usageOpts) run(c *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := c.Context()
 	progress := ui.NewProgress(o.stderr)
 	full, err := usage.Run(ctx, tg.drv, usage.Options{
 		Log:      tg.log,

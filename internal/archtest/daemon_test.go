@@ -22,7 +22,8 @@ var daemon = []string{"regctl/pkg/serve", "regctl/pkg/registryd"}
 // never serve. Each is named so that a move or a rename fails here
 // rather than silently leaving the rule unchecked.
 var nonServing = []string{
-	"regctl/pkg/gc",          // registry-garbage-collect
+	"regctl/pkg/gc",          // registry-garbage-collect: the collector
+	"regctl/pkg/gcjob",       // registry-garbage-collect: the collector as a maintenance job
 	"regctl/pkg/cleanup",     // registry-cleanup
 	"regctl/pkg/usage",       // registry-usage
 	"regctl/pkg/migrate",     // migrate-storage, its cutover

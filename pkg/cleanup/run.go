@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"regctl/pkg/distconfig"
 )
 
 // Options tune Run.
@@ -27,10 +29,16 @@ type Options struct {
 	Concurrency int
 	// Now is the time ages count from; zero means time.Now().
 	Now time.Time
-	// Log receives a line per repository; nil discards.
+	// Log receives a line per repository (Info) and trouble releasing
+	// the run lock (Warn); nil discards.
 	Log *slog.Logger
 	// Progress, when set, is called as repositories finish.
 	Progress func(done, total int)
+	// Storage, when known, is the storage of the registry cleaned: a
+	// run that deletes holds its run lock from start to end, so that
+	// no other cleanup and no garbage collection runs meanwhile. Nil
+	// (a registry given by URL) locks nothing.
+	Storage *distconfig.Storage
 }
 
 // Repository is what happened to one repository.
@@ -151,11 +159,8 @@ func selectPolicy(opts Options, repo string) (*Policy, selection) {
 	return p, applies
 }
 
-// Run cleans every repository of the catalog a policy applies to. A
-// failure in one repository is recorded in its entry and the others go
-// on; the error is only for what stops the whole run (the catalog cannot
-// be listed, ctx is cancelled).
-func Run(ctx context.Context, cl *Client, opts Options) (*Report, error) {
+// run is Run, without the run lock.
+func run(ctx context.Context, cl *Client, opts Options) (*Report, error) {
 	start := time.Now()
 	if opts.Now.IsZero() {
 		opts.Now = start

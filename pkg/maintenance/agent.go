@@ -126,9 +126,10 @@ func (a *Agent) apply(ctx context.Context, info LeaseInfo, corrupt bool, err err
 	if ctx.Err() != nil {
 		return Node{}, false
 	}
+	now := clockOf(ctx).Now()
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		a.readable()
+		a.readable(now)
 		a.leave()
 	case err != nil:
 		a.failures++
@@ -140,27 +141,27 @@ func (a *Agent) apply(ctx context.Context, info LeaseInfo, corrupt bool, err err
 			a.log().Warn("cannot read the maintenance lease", "err", err)
 		}
 	case corrupt:
-		a.readable()
+		a.readable(now)
 		if a.cause != "corrupt:"+info.ID {
 			a.log().Error("the maintenance lease is corrupt: refusing writes until a maintenance job replaces it", "path", LeasePath)
 		}
 		a.enter(ctx, "corrupt:"+info.ID, "the maintenance lease is corrupt", nil)
-	case info.Expired(time.Now()):
-		a.readable()
+	case info.Expired(now):
+		a.readable(now)
 		if a.expired != info.ID {
 			a.expired = info.ID
 			a.log().Warn("maintenance lease expired: its holder stopped renewing it (crashed?)", "holder", info.Holder, "reason", info.Reason, "expired", info.Expires)
 		}
 		a.leave()
 	default:
-		a.readable()
+		a.readable(now)
 		a.enter(ctx, "lease:"+info.ID, info.Reason+" by "+info.Holder, &info)
 	}
-	return a.heartbeatNode(), true
+	return a.heartbeatNode(now), true
 }
 
-func (a *Agent) readable() {
-	a.lastRead = time.Now()
+func (a *Agent) readable(now time.Time) {
+	a.lastRead = now
 	if a.failures >= GoneAfter {
 		a.log().Info("the maintenance lease can be read again", "after_failures", a.failures)
 	}
@@ -220,7 +221,7 @@ func (a *Agent) end() {
 }
 
 // heartbeatNode is the heartbeat to write now.
-func (a *Agent) heartbeatNode() Node {
+func (a *Agent) heartbeatNode(now time.Time) Node {
 	n := a.Node
 	var why []string
 	if a.Server.ReadOnly() {
@@ -232,7 +233,7 @@ func (a *Agent) heartbeatNode() Node {
 	n.ReadOnly, n.ReadOnlyReason = len(why) > 0, strings.Join(why, "; ")
 	n.MaintenanceAck = a.ack
 	n.IntervalMS = a.interval().Milliseconds()
-	n.LastSeen = time.Now()
+	n.LastSeen = now
 	return n
 }
 
@@ -265,7 +266,7 @@ func (a *Agent) heartbeatDone(ctx context.Context, n Node, err error) {
 // Cancel ctx only once the server has stopped taking requests: until
 // then a job must keep seeing, and waiting for, this node.
 func (a *Agent) Run(ctx context.Context) {
-	t := time.NewTicker(a.interval())
+	t := clockOf(ctx).NewTicker(a.interval())
 	defer t.Stop()
 	wctx, stopWatchdog := context.WithCancel(ctx)
 	defer stopWatchdog()
@@ -279,7 +280,7 @@ func (a *Agent) Run(ctx context.Context) {
 				a.log().Warn("cannot remove this node's heartbeat; it will show as gone", "err", err)
 			}
 			return
-		case <-t.C:
+		case <-t.C():
 			a.Tick(ctx)
 			a.prune(ctx)
 		}
@@ -293,32 +294,41 @@ func (a *Agent) Run(ctx context.Context) {
 // reads again.
 func (a *Agent) watchdog(ctx context.Context) {
 	iv := a.interval()
-	t := time.NewTicker(max(iv/10, 10*time.Millisecond))
+	clk := clockOf(ctx)
+	t := clk.NewTicker(max(iv/10, 10*time.Millisecond))
 	defer t.Stop()
 	a.mu.Lock()
 	if a.lastRead.IsZero() {
-		a.lastRead = time.Now()
+		a.lastRead = clk.Now()
 	}
 	if a.lastBeat.IsZero() {
-		a.lastBeat = time.Now()
+		a.lastBeat = clk.Now()
 	}
 	a.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
-		a.mu.Lock()
-		if since := time.Since(a.lastRead); a.cause == "" && since >= GoneAfter*iv {
-			a.failures = max(a.failures, GoneAfter)
-			a.log().Error("cannot read the maintenance lease: refusing writes until it can be read", "unread_for", since.Round(time.Millisecond))
-			a.enter(ctx, "unreadable", "the maintenance lease cannot be read (is the storage reachable?)", nil)
-		}
-		if since := time.Since(a.lastBeat); a.cause == "" && since >= unheardAfter(iv) {
-			a.log().Error("this node's heartbeat has not been written: refusing writes, since maintenance jobs are about to count it as gone", "unwritten_for", since.Round(time.Millisecond))
-			a.enter(ctx, causeUnheard, "this node's heartbeat cannot be written (is the storage reachable?)", nil)
-		}
-		a.mu.Unlock()
+		a.fence(ctx, clk.Now())
+	}
+}
+
+// fence is one look of the watchdog at now: writes stop once the lease
+// has gone unread for GoneAfter intervals, or the heartbeat unwritten
+// for unheardAfter.
+func (a *Agent) fence(ctx context.Context, now time.Time) {
+	iv := a.interval()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if since := now.Sub(a.lastRead); a.cause == "" && since >= GoneAfter*iv {
+		a.failures = max(a.failures, GoneAfter)
+		a.log().Error("cannot read the maintenance lease: refusing writes until it can be read", "unread_for", since.Round(time.Millisecond))
+		a.enter(ctx, "unreadable", "the maintenance lease cannot be read (is the storage reachable?)", nil)
+	}
+	if since := now.Sub(a.lastBeat); a.cause == "" && since >= unheardAfter(iv) {
+		a.log().Error("this node's heartbeat has not been written: refusing writes, since maintenance jobs are about to count it as gone", "unwritten_for", since.Round(time.Millisecond))
+		a.enter(ctx, causeUnheard, "this node's heartbeat cannot be written (is the storage reachable?)", nil)
 	}
 }

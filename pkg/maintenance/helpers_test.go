@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"regctl/internal/clock"
 	"regctl/internal/testtools"
 	"regctl/pkg/storage"
 )
@@ -44,6 +45,37 @@ func newS3(t *testing.T, g *testtools.VersityGW) *storage.S3 {
 func newLog() (*slog.Logger, *testtools.SyncBuffer) {
 	buf := &testtools.SyncBuffer{}
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+// fakeClock is a fake clock showing the current time, and the test's
+// context carrying it (WithClock).
+func fakeClock(t *testing.T) (context.Context, *clock.Fake) {
+	clk := clock.NewFake(time.Now())
+	return WithClock(t.Context(), clk), clk
+}
+
+// waitTimers waits until n timers of clk are armed: the goroutines the
+// test drives wait on it again.
+func waitTimers(t *testing.T, clk *clock.Fake, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := clk.WaitTimers(ctx, n); err != nil {
+		t.Fatalf("waiting for %d timers (%d armed): %v", n, clk.Timers(), err)
+	}
+}
+
+// advanceRenewals moves clk through rounds renewals of leases, all of
+// ttl, that renew on it: each round waits until every one of them
+// waits for its next renewal, then advances a third of ttl. It returns
+// once the last renewals are done.
+func advanceRenewals(t *testing.T, clk *clock.Fake, leases int, ttl time.Duration, rounds int) {
+	t.Helper()
+	for range rounds {
+		waitTimers(t, clk, leases)
+		clk.Advance(ttl / 3)
+	}
+	waitTimers(t, clk, leases)
 }
 
 // waitUntil polls cond until it holds or limit passes.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"regctl/internal/clock"
 	"regctl/pkg/storage"
 )
 
@@ -98,7 +99,7 @@ func currentAt(ctx context.Context, drv storage.Driver, p string) (*LeaseInfo, e
 		return nil, err
 	case corrupt:
 		return nil, fmt.Errorf("%s: %w", p, ErrCorrupt)
-	case info.Expired(time.Now()):
+	case info.Expired(clockOf(ctx).Now()):
 		return nil, nil
 	}
 	return &info, nil
@@ -132,14 +133,16 @@ func readLeaseAt(ctx context.Context, drv storage.Driver, p string) (info LeaseI
 type Lease struct {
 	drv  storage.Driver
 	ec   storage.ExclusiveCreator
+	clk  clock.Clock
 	ttl  time.Duration
 	path string // LeasePath, or another lock object (RunLockObject)
 	what string // "maintenance lease", for errors
 
-	mu       sync.Mutex
-	info     LeaseInfo
-	err      error
-	released bool
+	mu        sync.Mutex
+	info      LeaseInfo
+	err       error
+	released  bool
+	isRetired bool
 
 	lost     chan struct{}
 	stop     chan struct{}
@@ -166,18 +169,19 @@ func acquireAt(ctx context.Context, drv storage.Driver, p, what, holder, reason 
 	if ttl <= 0 {
 		return nil, fmt.Errorf("%s: ttl must be positive, not %s", what, ttl)
 	}
-	start := func(info LeaseInfo) *Lease { return startLease(drv, ec, ttl, p, what, info) }
+	clk := clockOf(ctx)
+	start := func(info LeaseInfo) *Lease { return startLease(drv, ec, clk, ttl, p, what, info) }
 	id := newID()
 	// Each round either ends Acquire or follows a change made by another
 	// process (a release, a takeover in progress); why says which, for
 	// when they go on beyond contendedWait.
-	deadline := time.Now().Add(contendedWait)
+	deadline := clk.Now().Add(contendedWait)
 	why := ""
 	for {
-		if why != "" && time.Now().After(deadline) {
+		if why != "" && clk.Now().After(deadline) {
 			return nil, fmt.Errorf("%s: gave up after %s: %s", what, contendedWait, why)
 		}
-		now := time.Now()
+		now := clk.Now()
 		info := LeaseInfo{ID: id, Holder: holder, Reason: reason, Host: hostname(), PID: os.Getpid(), Started: now.UTC(), Expires: now.Add(ttl).UTC()}
 		b, err := json.Marshal(info)
 		if err != nil {
@@ -201,15 +205,15 @@ func acquireAt(ctx context.Context, drv storage.Driver, p, what, holder, reason 
 			// Our create went through but its answer was lost, and
 			// a retry found our own lease (see S3.CreateExclusive).
 			return start(cur), nil
-		case !cur.Expired(time.Now()):
+		case !cur.Expired(clk.Now()):
 			return nil, &HeldError{Lease: cur}
 		}
-		err = withTakeoverLock(ctx, drv, ec, cur.ID, holder, func() error {
+		err = withTakeoverLock(ctx, clk, drv, ec, cur.ID, holder, func() error {
 			// Under the lock the lease cannot change but by its
 			// holder's exclusive create: check again that it is the
 			// one found expired before deleting it.
 			again, _, err := readLeaseAt(ctx, drv, p)
-			if err != nil || again.ID != cur.ID || !again.Expired(time.Now()) {
+			if err != nil || again.ID != cur.ID || !again.Expired(clk.Now()) {
 				return ignoreNotFound(err)
 			}
 			return ignoreNotFound(drv.Delete(ctx, p))
@@ -217,7 +221,7 @@ func acquireAt(ctx context.Context, drv storage.Driver, p, what, holder, reason 
 		if errors.Is(err, errBusy) {
 			// Another process is taking it over: see who wins.
 			why = fmt.Sprintf("the expired lease of %s is being taken over by another process", cur.Holder)
-			if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			if err := clock.Sleep(ctx, clk, 20*time.Millisecond); err != nil {
 				return nil, err
 			}
 			continue
@@ -229,9 +233,9 @@ func acquireAt(ctx context.Context, drv storage.Driver, p, what, holder, reason 
 	}
 }
 
-func startLease(drv storage.Driver, ec storage.ExclusiveCreator, ttl time.Duration, p, what string, info LeaseInfo) *Lease {
+func startLease(drv storage.Driver, ec storage.ExclusiveCreator, clk clock.Clock, ttl time.Duration, p, what string, info LeaseInfo) *Lease {
 	l := &Lease{
-		drv: drv, ec: ec, ttl: ttl, path: p, what: what, info: info,
+		drv: drv, ec: ec, clk: clk, ttl: ttl, path: p, what: what, info: info,
 		lost: make(chan struct{}), stop: make(chan struct{}), renewing: make(chan struct{}),
 	}
 	go l.renewLoop()
@@ -280,7 +284,7 @@ func (l *Lease) renewLoop() {
 	defer close(l.renewing)
 	every := max(l.ttl/3, time.Millisecond)
 	retry := max(l.ttl/20, time.Millisecond)
-	t := time.NewTimer(every)
+	t := l.clk.NewTimer(every)
 	defer t.Stop()
 	for {
 		select {
@@ -288,7 +292,7 @@ func (l *Lease) renewLoop() {
 			return
 		case <-l.lost:
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), every)
 		err := l.renew(ctx)
@@ -300,7 +304,7 @@ func (l *Lease) renewLoop() {
 		case errors.As(err, &gone):
 			l.markLost(err)
 			return
-		case !time.Now().Before(l.Info().Expires):
+		case !l.clk.Now().Before(l.Info().Expires):
 			l.markLost(fmt.Errorf("it expired before it could be renewed: %w", err))
 			return
 		default:
@@ -319,7 +323,7 @@ func (e *notOursError) Error() string { return e.why }
 // successor's lease with ours).
 func (l *Lease) renew(ctx context.Context) error {
 	mine := l.Info()
-	return withTakeoverLock(ctx, l.drv, l.ec, mine.ID, mine.Holder, func() error {
+	return withTakeoverLock(ctx, l.clk, l.drv, l.ec, mine.ID, mine.Holder, func() error {
 		cur, _, err := readLeaseAt(ctx, l.drv, l.path)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
@@ -329,7 +333,7 @@ func (l *Lease) renew(ctx context.Context) error {
 		case cur.ID != mine.ID:
 			return &notOursError{fmt.Sprintf("it was taken over by %s (%s)", cur.Holder, cur.Reason)}
 		}
-		now := time.Now()
+		now := l.clk.Now()
 		if cur.Expired(now) {
 			// The daemons may have gone back to writing already: the
 			// job must not go on, even if nobody has taken over yet.
@@ -372,7 +376,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	<-l.renewing
 	mine := l.Info()
 	for {
-		err := withTakeoverLock(ctx, l.drv, l.ec, mine.ID, mine.Holder, func() error {
+		err := withTakeoverLock(ctx, l.clk, l.drv, l.ec, mine.ID, mine.Holder, func() error {
 			cur, _, err := readLeaseAt(ctx, l.drv, l.path)
 			if err != nil || cur.ID != mine.ID {
 				return ignoreNotFound(err)
@@ -385,7 +389,7 @@ func (l *Lease) Release(ctx context.Context) error {
 			}
 			return nil
 		}
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+		if err := clock.Sleep(ctx, l.clk, 20*time.Millisecond); err != nil {
 			return fmt.Errorf("releasing the %s: %w", l.what, err)
 		}
 	}
@@ -406,10 +410,10 @@ type takeoverLock struct {
 // lease needs no lock: CreateExclusive lets only one through. It returns
 // errBusy when another process holds the lock. A lock older than
 // takeoverStale was left by a crash and is broken.
-func withTakeoverLock(ctx context.Context, drv storage.Driver, ec storage.ExclusiveCreator, leaseID, holder string, fn func() error) error {
+func withTakeoverLock(ctx context.Context, clk clock.Clock, drv storage.Driver, ec storage.ExclusiveCreator, leaseID, holder string, fn func() error) error {
 	p := takeoverDir + "/" + leaseID + ".json"
 	token := newID()
-	b, err := json.Marshal(takeoverLock{Holder: holder, Created: time.Now().UTC(), Token: token})
+	b, err := json.Marshal(takeoverLock{Holder: holder, Created: clk.Now().UTC(), Token: token})
 	if err != nil {
 		return err
 	}
@@ -418,7 +422,7 @@ func withTakeoverLock(ctx context.Context, drv storage.Driver, ec storage.Exclus
 		switch {
 		case ownLock(ctx, drv, p, token):
 			err = nil // our create went through; only its answer was lost
-		case breakStaleLock(ctx, drv, p):
+		case breakStaleLock(ctx, clk, drv, p):
 			err = ec.CreateExclusive(ctx, p, b)
 		}
 	}
@@ -447,7 +451,7 @@ func ownLock(ctx context.Context, drv storage.Driver, p, token string) bool {
 
 // breakStaleLock deletes a takeover lock older than takeoverStale and
 // reports whether it did.
-func breakStaleLock(ctx context.Context, drv storage.Driver, p string) bool {
+func breakStaleLock(ctx context.Context, clk clock.Clock, drv storage.Driver, p string) bool {
 	var lk takeoverLock
 	b, err := drv.GetContent(ctx, p)
 	if err != nil {
@@ -462,7 +466,7 @@ func breakStaleLock(ctx context.Context, drv storage.Driver, p string) bool {
 		}
 		created = fi.ModTime
 	}
-	if time.Since(created) < takeoverStale {
+	if clk.Since(created) < takeoverStale {
 		return false
 	}
 	return ignoreNotFound(drv.Delete(ctx, p)) == nil
@@ -473,15 +477,4 @@ func ignoreNotFound(err error) error {
 		return nil
 	}
 	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

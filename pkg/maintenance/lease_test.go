@@ -33,11 +33,11 @@ func crashedLease() LeaseInfo {
 
 func TestLeaseAcquireRenewRelease(t *testing.T) {
 	onDrivers(t, func(t *testing.T, d storage.Driver) {
-		ctx := t.Context()
+		ctx, clk := fakeClock(t)
 		if cur, err := Current(ctx, d); cur != nil || err != nil {
 			t.Fatalf("Current before any lease = %v, %v", cur, err)
 		}
-		const ttl = 1500 * time.Millisecond // renewed every 500 ms: slow enough for a loaded machine
+		const ttl = DefaultLeaseTTL
 		l, err := Acquire(ctx, d, "h/1/gc", "garbage collection", ttl)
 		if err != nil {
 			t.Fatal(err)
@@ -54,7 +54,7 @@ func TestLeaseAcquireRenewRelease(t *testing.T) {
 
 		// Well past the first expiry the lease is alive: it renewed
 		// itself, in the storage too.
-		time.Sleep(2 * ttl)
+		advanceRenewals(t, clk, 1, ttl, 6)
 		cur, err = Current(ctx, d)
 		if err != nil || cur == nil || cur.ID != first.ID {
 			t.Fatalf("Current after 2 ttl = %+v, %v; want the renewed lease", cur, err)
@@ -85,7 +85,10 @@ func TestLeaseAcquireRenewRelease(t *testing.T) {
 			t.Errorf("takeover locks left: %q, %v", locks, err)
 		}
 		// Renewal has stopped: nothing comes back.
-		time.Sleep(ttl / 2)
+		if n := clk.Timers(); n != 0 {
+			t.Errorf("%d timers still armed after Release", n)
+		}
+		clk.Advance(ttl)
 		if _, err := d.Stat(ctx, LeasePath); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("lease.json reappeared after Release: %v", err)
 		}
@@ -220,13 +223,15 @@ func TestLeaseConcurrentTakeover(t *testing.T) {
 // next renewal, and its Release leaves the successor's lease alone.
 func TestLeaseLost(t *testing.T) {
 	onDrivers(t, func(t *testing.T, d storage.Driver) {
-		ctx := t.Context()
-		l, err := Acquire(ctx, d, "h/1/gc", "garbage collection", 300*time.Millisecond)
+		ctx, clk := fakeClock(t)
+		l, err := Acquire(ctx, d, "h/1/gc", "garbage collection", DefaultLeaseTTL)
 		if err != nil {
 			t.Fatal(err)
 		}
-		other := LeaseInfo{ID: newID(), Holder: "other/2/gc", Reason: "cutover", Started: time.Now().UTC(), Expires: time.Now().Add(time.Hour).UTC()}
+		other := LeaseInfo{ID: newID(), Holder: "other/2/gc", Reason: "cutover", Started: clk.Now().UTC(), Expires: clk.Now().Add(time.Hour).UTC()}
 		putLease(t, d, other)
+		waitTimers(t, clk, 1)
+		clk.Advance(DefaultLeaseTTL / 3) // the next renewal finds it
 		select {
 		case <-l.Lost():
 		case <-time.After(5 * time.Second):

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"regctl/internal/clock"
 	"regctl/pkg/storage"
 )
 
@@ -50,7 +51,8 @@ func ReleaseManual(ctx context.Context, drv storage.Driver, force bool) (*LeaseI
 	if !ok {
 		return nil, fmt.Errorf("maintenance lease: the %s driver cannot create files exclusively", drv.Name())
 	}
-	deadline := time.Now().Add(contendedWait)
+	clk := clockOf(ctx)
+	deadline := clk.Now().Add(contendedWait)
 	for {
 		cur, _, err := readLease(ctx, drv)
 		if errors.Is(err, storage.ErrNotFound) {
@@ -59,19 +61,19 @@ func ReleaseManual(ctx context.Context, drv storage.Driver, force bool) (*LeaseI
 		if err != nil {
 			return nil, fmt.Errorf("maintenance lease: %w", err)
 		}
-		if !cur.IsManual() && !cur.Expired(time.Now()) && !force {
+		if !cur.IsManual() && !cur.Expired(clk.Now()) && !force {
 			return &cur, fmt.Errorf("%w: %s; it is released when the job ends (or expires by %s if the job died); --force releases it anyway, letting the nodes write while the job may still delete",
 				ErrNotManual, cur, cur.Expires.Local().Format(time.RFC3339))
 		}
-		err = withTakeoverLock(ctx, drv, ec, cur.ID, Holder(ManualCommand), func() error {
+		err = withTakeoverLock(ctx, clk, drv, ec, cur.ID, Holder(ManualCommand), func() error {
 			again, _, err := readLease(ctx, drv)
 			if err != nil || again.ID != cur.ID {
 				return ignoreNotFound(err)
 			}
 			return ignoreNotFound(drv.Delete(ctx, LeasePath))
 		})
-		if errors.Is(err, errBusy) && time.Now().Before(deadline) {
-			if err := sleep(ctx, 20*time.Millisecond); err != nil {
+		if errors.Is(err, errBusy) && clk.Now().Before(deadline) {
+			if err := clock.Sleep(ctx, clk, 20*time.Millisecond); err != nil {
 				return nil, err
 			}
 			continue
@@ -79,7 +81,7 @@ func ReleaseManual(ctx context.Context, drv storage.Driver, force bool) (*LeaseI
 		if err != nil {
 			return nil, fmt.Errorf("releasing the maintenance lease: %w", err)
 		}
-		if cur.Expired(time.Now()) {
+		if cur.Expired(clk.Now()) {
 			return nil, nil
 		}
 		return &cur, nil

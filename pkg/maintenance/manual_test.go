@@ -11,7 +11,7 @@ import (
 
 func TestManualLease(t *testing.T) {
 	onDrivers(t, func(t *testing.T, d storage.Driver) {
-		ctx := t.Context()
+		ctx, clk := fakeClock(t)
 		// An admin takes the lease and the command returns: it stays,
 		// with its long expiry, without renewal.
 		l, err := Acquire(ctx, d, Holder(ManualCommand), "read-only by an admin", time.Hour)
@@ -27,7 +27,7 @@ func TestManualLease(t *testing.T) {
 		if err != nil || cur == nil || cur.ID != l.Info().ID || !cur.IsManual() {
 			t.Fatalf("after Keep: %+v, %v; want the manual lease", cur, err)
 		}
-		if left := time.Until(cur.Expires); left < 59*time.Minute {
+		if left := cur.Expires.Sub(clk.Now()); left != time.Hour {
 			t.Errorf("manual lease expires in %s", left)
 		}
 		// Another process releases it.
@@ -43,7 +43,7 @@ func TestManualLease(t *testing.T) {
 		}
 
 		// A job's lease is refused without force.
-		job, err := Acquire(ctx, d, Holder("registry-garbage-collect"), "garbage collection", 3*time.Second)
+		job, err := Acquire(ctx, d, Holder("registry-garbage-collect"), "garbage collection", DefaultLeaseTTL)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,9 +57,11 @@ func TestManualLease(t *testing.T) {
 		if got, err := ReleaseManual(ctx, d, true); err != nil || got == nil || got.IsManual() {
 			t.Fatalf("force: %+v, %v", got, err)
 		}
+		waitTimers(t, clk, 1)
+		clk.Advance(DefaultLeaseTTL / 3) // its next renewal finds it gone
 		select {
 		case <-job.Lost():
-		case <-time.After(time.Minute):
+		case <-time.After(10 * time.Second):
 			t.Fatal("the job did not notice its lease was released")
 		}
 	})

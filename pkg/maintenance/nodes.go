@@ -79,7 +79,7 @@ func Heartbeat(ctx context.Context, drv storage.Driver, n Node) error {
 		return fmt.Errorf("heartbeat: invalid node id %q", n.ID)
 	}
 	if n.LastSeen.IsZero() {
-		n.LastSeen = time.Now()
+		n.LastSeen = clockOf(ctx).Now()
 	}
 	n.LastSeen = n.LastSeen.UTC()
 	b, err := json.Marshal(n)
@@ -115,7 +115,7 @@ func Nodes(ctx context.Context, drv storage.Driver, interval time.Duration) ([]N
 	if err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
-	now := time.Now()
+	now := clockOf(ctx).Now()
 	var nodes []NodeStatus
 	for _, p := range paths {
 		id, ok := strings.CutSuffix(path.Base(p), ".json")

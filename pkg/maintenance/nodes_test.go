@@ -89,81 +89,81 @@ func TestNodes(t *testing.T) {
 
 func TestWaitForReadOnly(t *testing.T) {
 	onDrivers(t, func(t *testing.T, d storage.Driver) {
-		ctx := t.Context()
-		const iv = 300 * time.Millisecond // gone after 3 intervals: room for a loaded machine
+		ctx, clk := fakeClock(t)
+		const iv = DefaultHeartbeat
+		const poll = iv / 4
 		l, err := Acquire(ctx, d, "h/1/gc", "garbage collection", time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer l.Release(context.Background())
+		// wait runs WaitForReadOnly in the background; its timers are
+		// the lease's renewal and the next poll.
+		wait := func(log *slog.Logger) (done chan struct{}, res *WaitResult, err *error) {
+			done, res, err = make(chan struct{}), new(WaitResult), new(error)
+			go func() {
+				defer close(done)
+				*res, *err = WaitForReadOnly(ctx, d, l, iv, log)
+			}()
+			waitTimers(t, clk, 2)
+			return done, res, err
+		}
+		returned := func(done chan struct{}) bool {
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		}
 
 		t.Run("no node", func(t *testing.T) {
 			res, err := WaitForReadOnly(ctx, d, l, iv, nil)
-			if err != nil || !res.NoDaemons() || res.Waited > time.Second {
+			if err != nil || !res.NoDaemons() || res.Waited != 0 {
 				t.Fatalf("WaitForReadOnly with no node = %+v, %v", res, err)
 			}
 		})
 
-		// Node "late" acks after a delay; "crashed" stopped long ago and
+		// Node "late" acks after a poll; "crashed" stopped long ago and
 		// is not waited for; "old-ack" acked an earlier lease, which
-		// does not count.
+		// does not count until it acks this one.
 		late := Node{ID: "late", Addr: "10.0.0.1:5000"}
-		if err := Heartbeat(ctx, d, late); err != nil {
-			t.Fatal(err)
-		}
-		if err := Heartbeat(ctx, d, Node{ID: "crashed", LastSeen: time.Now().Add(-time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
 		stale := l.Info()
 		stale.Started = stale.Started.Add(-time.Second)
-		if err := Heartbeat(ctx, d, Node{ID: "old-ack", MaintenanceAck: stale.Ack()}); err != nil {
-			t.Fatal(err)
-		}
-		// Keep "late" and "old-ack" alive while the wait runs.
-		beat, stopBeat := context.WithCancel(ctx)
-		defer stopBeat()
-		ackAt := time.Now().Add(400 * time.Millisecond)
-		beats := make(chan struct{})
-		go func() {
-			defer close(beats)
-			for beat.Err() == nil {
-				n := late
-				if time.Now().After(ackAt) {
-					n.ReadOnly, n.MaintenanceAck = true, l.Info().Ack()
-				}
-				Heartbeat(beat, d, n)
-				o := Node{ID: "old-ack", MaintenanceAck: l.Info().Ack()}
-				if time.Now().Before(ackAt) {
-					o.MaintenanceAck = stale.Ack()
-				}
-				Heartbeat(beat, d, o)
-				time.Sleep(iv / 2)
+		for _, n := range []Node{late, {ID: "crashed", LastSeen: clk.Now().Add(-time.Hour)}, {ID: "old-ack", MaintenanceAck: stale.Ack()}} {
+			if err := Heartbeat(ctx, d, n); err != nil {
+				t.Fatal(err)
 			}
-		}()
-
+		}
 		log, logs := newLog()
-		res, err := WaitForReadOnly(ctx, d, l, iv, log)
-		if err != nil {
-			t.Fatal(err)
+		done, res, werr := wait(log) // it polled once, and waits for the next
+		if returned(done) {
+			t.Fatalf("returned before the nodes acknowledged: %+v, %v", *res, *werr)
 		}
-		if res.Live != 2 || res.Acked != 2 || res.Gone != 1 || len(res.Pending) != 0 || res.NoDaemons() {
-			t.Errorf("result %+v", res)
+		late.ReadOnly, late.MaintenanceAck = true, l.Info().Ack()
+		for _, n := range []Node{late, {ID: "old-ack", MaintenanceAck: l.Info().Ack()}} {
+			if err := Heartbeat(ctx, d, n); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if res.Waited < 300*time.Millisecond {
-			t.Errorf("returned after %v, before the nodes acknowledged", res.Waited)
+		clk.Advance(poll)
+		<-done
+		if *werr != nil {
+			t.Fatal(*werr)
+		}
+		if res.Live != 2 || res.Acked != 2 || res.Gone != 1 || len(res.Pending) != 0 || res.NoDaemons() || res.Waited != poll {
+			t.Errorf("result %+v", *res)
 		}
 		out := logs.String()
 		if !strings.Contains(out, "waiting for regctl daemons") || !strings.Contains(out, "late (10.0.0.1:5000)") || strings.Contains(out, "crashed") {
 			t.Errorf("log does not name who it waits for (and only them):\n%s", out)
 		}
-		stopBeat()
-		<-beats
 
 		t.Run("timeout names the pending node", func(t *testing.T) {
 			if err := Heartbeat(ctx, d, Node{ID: "late"}); err != nil {
 				t.Fatal(err)
 			}
-			wctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+			wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 			defer cancel()
 			res, err := WaitForReadOnly(wctx, d, l, iv, nil)
 			if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "late") ||
@@ -174,17 +174,24 @@ func TestWaitForReadOnly(t *testing.T) {
 
 		t.Run("a node that stops is no longer waited for", func(t *testing.T) {
 			// Seen 2.5 intervals ago, never acking: gone half an
-			// interval into the wait.
+			// interval into the wait, not before.
 			for _, id := range []string{"late", "old-ack"} {
-				if err := Heartbeat(ctx, d, Node{ID: id, LastSeen: time.Now().Add(-5 * iv / 2)}); err != nil {
+				if err := Heartbeat(ctx, d, Node{ID: id, LastSeen: clk.Now().Add(-5 * iv / 2)}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			res, err := WaitForReadOnly(wctx, d, l, iv, slog.New(slog.DiscardHandler))
-			if err != nil || !res.NoDaemons() || res.Gone != 3 {
-				t.Fatalf("WaitForReadOnly = %+v, %v; want every node gone", res, err)
+			done, res, werr := wait(slog.New(slog.DiscardHandler))
+			for range 2 { // a quarter, then half an interval
+				if returned(done) {
+					t.Fatalf("stopped waiting for nodes not gone yet: %+v, %v", *res, *werr)
+				}
+				clk.Advance(poll)
+				waitTimers(t, clk, 2)
+			}
+			clk.Advance(poll + time.Millisecond)
+			<-done
+			if *werr != nil || !res.NoDaemons() || res.Gone != 3 {
+				t.Fatalf("WaitForReadOnly = %+v, %v; want every node gone", *res, *werr)
 			}
 		})
 

@@ -18,6 +18,7 @@ var pruneEvery = time.Hour
 // PruneNodes deletes the heartbeats last seen more than olderThan ago
 // (and unreadable ones as old by their file time) and returns their ids.
 func PruneNodes(ctx context.Context, drv storage.Driver, olderThan time.Duration) ([]string, error) {
+	clk := clockOf(ctx)
 	nodes, err := Nodes(ctx, drv, 0)
 	if err != nil {
 		return nil, err
@@ -32,7 +33,7 @@ func PruneNodes(ctx context.Context, drv storage.Driver, olderThan time.Duration
 			}
 			seen = fi.ModTime
 		}
-		if time.Since(seen) <= olderThan {
+		if clk.Since(seen) <= olderThan {
 			continue
 		}
 		if err := RemoveNode(ctx, drv, n.ID); err != nil {
@@ -47,10 +48,11 @@ func PruneNodes(ctx context.Context, drv storage.Driver, olderThan time.Duration
 // a storage that hangs must not hold up the heartbeat. Only Run's
 // goroutine calls it.
 func (a *Agent) prune(ctx context.Context) {
-	if time.Since(a.pruned) < pruneEvery {
+	clk := clockOf(ctx)
+	if clk.Since(a.pruned) < pruneEvery {
 		return
 	}
-	a.pruned = time.Now()
+	a.pruned = clk.Now()
 	go func() {
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()

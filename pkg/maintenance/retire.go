@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"regctl/internal/clock"
 	"regctl/pkg/storage"
 )
 
@@ -33,7 +34,7 @@ func (l *Lease) Retire(ctx context.Context, reason string) error {
 	<-l.renewing
 	mine := l.Info()
 	for {
-		err := withTakeoverLock(ctx, l.drv, l.ec, mine.ID, mine.Holder, func() error {
+		err := withTakeoverLock(ctx, l.clk, l.drv, l.ec, mine.ID, mine.Holder, func() error {
 			cur, _, err := readLease(ctx, l.drv)
 			switch {
 			case errors.Is(err, storage.ErrNotFound):
@@ -42,16 +43,16 @@ func (l *Lease) Retire(ctx context.Context, reason string) error {
 				return err
 			case cur.ID != mine.ID:
 				return &notOursError{fmt.Sprintf("it was taken over by %s (%s)", cur.Holder, cur.Reason)}
-			case cur.Expired(time.Now()):
+			case cur.Expired(l.clk.Now()):
 				return &notOursError{"it expired"}
 			}
 			next := cur
 			next.Reason = reason
-			next.Expires = time.Now().Add(RetiredTTL).UTC()
+			next.Expires = l.clk.Now().Add(RetiredTTL).UTC()
 			return l.store(ctx, next)
 		})
 		if errors.Is(err, errBusy) {
-			err = sleep(ctx, 20*time.Millisecond)
+			err = clock.Sleep(ctx, l.clk, 20*time.Millisecond)
 			if err == nil {
 				continue
 			}
@@ -65,8 +66,18 @@ func (l *Lease) Retire(ctx context.Context, reason string) error {
 			}
 			return fmt.Errorf("retiring the maintenance lease: %w", err)
 		}
+		l.mu.Lock()
+		l.isRetired = true
+		l.mu.Unlock()
 		return nil
 	}
+}
+
+// retired reports whether Retire succeeded.
+func (l *Lease) retired() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.isRetired
 }
 
 // resumeRenewal restarts the renewal Retire stopped, after it failed.

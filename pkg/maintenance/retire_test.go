@@ -17,8 +17,8 @@ func TestLeaseRetire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := t.Context()
-	const ttl = 300 * time.Millisecond
+	ctx, clk := fakeClock(t)
+	const ttl = DefaultLeaseTTL
 	l, err := Acquire(ctx, d, "h/1/migrate-storage", "storage cutover to S3", ttl)
 	if err != nil {
 		t.Fatal(err)
@@ -27,9 +27,12 @@ func TestLeaseRetire(t *testing.T) {
 	if err := l.Retire(ctx, "moved to S3"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * ttl)
+	if n := clk.Timers(); n != 0 {
+		t.Errorf("%d timers armed after Retire: it is still renewed", n)
+	}
+	clk.Advance(2 * ttl)
 	cur, err := Current(ctx, d)
-	if err != nil || cur == nil || cur.ID != id || cur.Reason != "moved to S3" || time.Until(cur.Expires) < 365*24*time.Hour {
+	if err != nil || cur == nil || cur.ID != id || cur.Reason != "moved to S3" || cur.Expires.Sub(clk.Now()) < 365*24*time.Hour {
 		t.Fatalf("Current after Retire = %+v, %v", cur, err)
 	}
 	if err := l.Release(ctx); err != nil {
@@ -53,8 +56,8 @@ func TestLeaseRetireFailureKeepsRenewing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := t.Context()
-	const ttl = 300 * time.Millisecond
+	ctx, clk := fakeClock(t)
+	const ttl = DefaultLeaseTTL
 	l, err := Acquire(ctx, d, "h/1/migrate-storage", "cutover", ttl)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +67,7 @@ func TestLeaseRetireFailureKeepsRenewing(t *testing.T) {
 	if err := l.Retire(cctx, "moved"); err == nil {
 		t.Fatal("Retire with a cancelled context succeeded")
 	}
-	time.Sleep(2 * ttl)
+	advanceRenewals(t, clk, 1, ttl, 6)
 	if cur, err := Current(ctx, d); err != nil || cur == nil || cur.Reason != "cutover" {
 		t.Fatalf("after a failed Retire: %+v, %v; want the lease renewed", cur, err)
 	}

@@ -100,7 +100,7 @@ func (r *RunLock) Release() error {
 // -9 keeps others out until then.
 func LockRuns(ctx context.Context, st distconfig.Storage, drv storage.Driver, holder string, ttl time.Duration) (*RunLock, error) {
 	if p, ok := runLockFile(st); ok {
-		unlock, err := lockFile(p, holder)
+		unlock, err := lockFile(p, holder, clockOf(ctx).Now())
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +127,7 @@ func LockRuns(ctx context.Context, st distconfig.Storage, drv storage.Driver, ho
 
 // lockFile flocks p for holder, whose name it writes into the file for
 // the next one's error.
-func lockFile(p, holder string) (unlock func(), err error) {
+func lockFile(p, holder string, now time.Time) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, fmt.Errorf("run lock: %w", err)
 	}
@@ -141,7 +141,7 @@ func lockFile(p, holder string) (unlock func(), err error) {
 	// Who holds it, for the next one's error; through the locked file,
 	// which is no symbolic link.
 	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt(fmt.Appendf(nil, "%s, pid %d, since %s\n", holder, os.Getpid(), time.Now().UTC().Format(time.RFC3339)), 0)
+		_, _ = f.WriteAt(fmt.Appendf(nil, "%s, pid %d, since %s\n", holder, os.Getpid(), now.UTC().Format(time.RFC3339)), 0)
 	}
 	return func() { f.Close() }, nil
 }
@@ -162,15 +162,5 @@ func readHolder(p string) string {
 // cause, when the lock is lost: work under it stops rather than overlap
 // with a run that took the lock over.
 func (r *RunLock) Bind(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	if lost := r.Lost(); lost != nil {
-		go func() {
-			select {
-			case <-lost:
-				cancel(fmt.Errorf("stopped: %w", r.Err()))
-			case <-ctx.Done():
-			}
-		}()
-	}
-	return ctx, func() { cancel(nil) }
+	return stopOnLoss(ctx, r.Lost(), r.Err)
 }

@@ -70,9 +70,9 @@ func TestRunLockS3(t *testing.T) {
 		return d
 	}
 	hostA, hostB := open(), open()
-	ctx := t.Context()
+	ctx, clk := fakeClock(t)
 
-	const ttl = 600 * time.Millisecond
+	const ttl = DefaultRunLockTTL
 	a, err := LockRuns(ctx, st, hostA, "registry-garbage-collect", ttl)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestRunLockS3(t *testing.T) {
 		t.Errorf("lock object %s: want holder, host, pid, started, expires", b)
 	}
 	// Held past several ttls: it is renewed.
-	time.Sleep(2 * ttl)
+	advanceRenewals(t, clk, 1, ttl, 6)
 	_, err = LockRuns(ctx, st, hostB, "registry-cleanup", ttl)
 	if !errors.Is(err, ErrRunInProgress) {
 		t.Fatalf("second run on the bucket: %v, want ErrRunInProgress", err)
@@ -106,30 +106,22 @@ func TestRunLockS3(t *testing.T) {
 		t.Fatalf("lock object after release: %v", err)
 	}
 
-	// A holder that dies stops renewing, and deletes nothing.
+	// A holder that dies stops renewing, and deletes nothing: its lock
+	// is refused until the last moment of its ttl, and taken over then.
 	dead, err := LockRuns(ctx, st, hostA, "registry-cleanup", ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	close(dead.lease.stop)
 	<-dead.lease.renewing
-	died := time.Now()
+	clk.Advance(ttl - time.Millisecond)
 	if _, err := LockRuns(ctx, st, hostB, "registry-garbage-collect", ttl); !errors.Is(err, ErrRunInProgress) {
 		t.Fatalf("while the dead run's lock is live: %v", err)
 	}
-	var next *RunLock
-	for next == nil {
-		if time.Since(died) > ttl+5*time.Second {
-			t.Fatal("the expired lock was never taken over")
-		}
-		next, err = LockRuns(ctx, st, hostB, "registry-garbage-collect", ttl)
-		if err != nil && !errors.Is(err, ErrRunInProgress) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if took := time.Since(died); took < ttl-100*time.Millisecond {
-		t.Errorf("taken over %s after the holder died, before its ttl %s", took, ttl)
+	clk.Advance(time.Millisecond)
+	next, err := LockRuns(ctx, st, hostB, "registry-garbage-collect", ttl)
+	if err != nil {
+		t.Fatalf("once the dead run's lock expired: %v", err)
 	}
 	// A lock taken from its holder (deleted here, as a takeover after a
 	// missed renewal would) stops the work bound to it.
@@ -138,12 +130,14 @@ func TestRunLockS3(t *testing.T) {
 	if err := hostA.Delete(ctx, RunLockObject); err != nil {
 		t.Fatal(err)
 	}
+	waitTimers(t, clk, 1)
+	clk.Advance(ttl / 3) // the next renewal finds it gone
 	select {
 	case <-ctx2.Done():
 		if cause := context.Cause(ctx2); !errors.Is(cause, ErrLost) || !strings.Contains(cause.Error(), "run lock") {
 			t.Errorf("cause %v", cause)
 		}
-	case <-time.After(ttl + 5*time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("work went on after its run lock was lost")
 	}
 	next.Release()

@@ -41,7 +41,8 @@ func WaitForReadOnly(ctx context.Context, drv storage.Driver, lease *Lease, inte
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	start := time.Now()
+	clk := clockOf(ctx)
+	start := clk.Now()
 	poll := min(max(interval/4, 10*time.Millisecond), 500*time.Millisecond)
 	var res WaitResult
 	var logged []string
@@ -51,7 +52,7 @@ func WaitForReadOnly(ctx context.Context, drv storage.Driver, lease *Lease, inte
 		nodes, err := Nodes(ctx, drv, interval)
 		if err == nil {
 			res = tally(nodes, info)
-			res.Waited = time.Since(start)
+			res.Waited = clk.Since(start)
 			if len(res.Pending) == 0 {
 				if res.Live > 0 {
 					log.Info("every regctl daemon on this storage is read-only", "nodes", res.Live, "gone", res.Gone, "waited", res.Waited.Round(time.Millisecond))
@@ -69,16 +70,16 @@ func WaitForReadOnly(ctx context.Context, drv storage.Driver, lease *Lease, inte
 
 		select {
 		case <-ctx.Done():
-			res.Waited = time.Since(start)
+			res.Waited = clk.Since(start)
 			if len(res.Pending) == 0 && lastErr != nil {
 				return res, fmt.Errorf("waiting for the regctl daemons to switch to read-only: %w (last error: %v)", ctx.Err(), lastErr)
 			}
 			return res, fmt.Errorf("waiting for regctl daemons to switch to read-only: %d of %d not switched after %s (%s): %w",
 				len(res.Pending), res.Live, res.Waited.Round(time.Millisecond), strings.Join(res.Pending, ", "), ctx.Err())
 		case <-lease.Lost():
-			res.Waited = time.Since(start)
+			res.Waited = clk.Since(start)
 			return res, lease.Err()
-		case <-time.After(poll):
+		case <-clk.After(poll):
 		}
 	}
 }

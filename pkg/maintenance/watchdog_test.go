@@ -29,7 +29,10 @@ func (h *hangingReads) GetContent(ctx context.Context, p string) ([]byte, error)
 }
 
 // Run fails closed 3 intervals after the last successful read of the
-// lease, even when each read hangs for a whole interval.
+// lease, even when each read hangs for a whole interval. This and the
+// next test run on real time, on purpose: reads that hang until their
+// deadline, and the watchdog ticking beside them, are real timing
+// (TestAgentFenceThresholds checks the thresholds on a fake clock).
 func TestAgentRunFailsClosedOnTime(t *testing.T) {
 	d, err := storage.NewFilesystem(t.TempDir())
 	if err != nil {
@@ -97,6 +100,53 @@ func TestAgentRunStopsWritesWhenUnheard(t *testing.T) {
 	}
 	w.setFailWrites(false)
 	waitUntil(t, 10*iv, "writes taken again", func() bool { on, _ := srv.state(); return !on })
+}
+
+// The watchdog's thresholds, on a fake clock: writes stop the moment
+// the lease has gone unread for GoneAfter intervals, or the heartbeat
+// unwritten for half an interval less, and not a moment before.
+func TestAgentFenceThresholds(t *testing.T) {
+	const iv = DefaultHeartbeat
+	for _, tc := range []struct {
+		name, reason string
+		after        time.Duration
+		cut          func(*failingReads)
+	}{
+		{"lease unread", "cannot be read", GoneAfter * iv, func(f *failingReads) { f.setFail(true) }},
+		{"heartbeat unwritten", "heartbeat cannot be written", GoneAfter*iv - iv/2, func(f *failingReads) { f.setFailWrites(true) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := storage.NewFilesystem(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, clk := fakeClock(t)
+			f := &failingReads{Driver: d}
+			srv := &fakeServer{}
+			a := &Agent{Driver: f, Server: srv, Node: LocalNode("node-1", "", "test"), Interval: iv}
+			a.Tick(ctx) // the last good read and heartbeat
+			last := clk.Now()
+			tc.cut(f)
+			for {
+				clk.Advance(iv / 10)
+				elapsed := clk.Since(last)
+				a.fence(ctx, clk.Now())
+				on, reason := srv.state()
+				if elapsed < tc.after && on {
+					t.Fatalf("refused writes %s after the last good tick (%q), before %s", elapsed, reason, tc.after)
+				}
+				if elapsed >= tc.after {
+					if !on || !strings.Contains(reason, tc.reason) {
+						t.Fatalf("%s after the last good tick: maintenance %v %q, want writes refused", elapsed, on, reason)
+					}
+					break
+				}
+				if elapsed%iv == 0 {
+					a.Tick(ctx) // what fails goes on failing
+				}
+			}
+		})
+	}
 }
 
 // runAgent ticks once, as the daemon does, then runs a until the

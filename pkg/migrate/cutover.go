@@ -98,10 +98,11 @@ type CutoverResult struct {
 //     serving the old storage (until it is restarted on the new one)
 //     keeps refusing writes that nobody would ever see.
 //
-// Any failure from step 2 on rolls back: the settings file gets its
-// original bytes back, reconfigure and reload run, and the lease is
-// released, so the registry is on the filesystem and writable as before;
-// the source is only ever read, so nothing is lost.
+// Steps 3 to 6 run as a maintenance job (maintenance.RunJob) under the
+// lease. Any failure from step 2 on rolls back: the job releases the
+// lease, the settings file gets its original bytes back, reconfigure and
+// reload run, so the registry is on the filesystem and writable as
+// before; the source is only ever read, so nothing is lost.
 func Cutover(ctx context.Context, opts CutoverOptions) (*CutoverResult, error) {
 	l := opts.Settings
 	if l == nil {
@@ -179,19 +180,29 @@ type cutover struct {
 	cur      *settings.Loaded // the settings as last written
 	original []byte
 	config   string
-	lease    *maintenance.Lease
-	retired  bool
 	// applied is what the last apply did; nil when it failed to render.
 	applied *service.ApplyResult
 }
 
 // step runs one step and reports it.
 func (c *cutover) step(ctx context.Context, name string, fn func(context.Context) (string, error)) error {
+	end := c.begin(name)
+	return end(fn(ctx))
+}
+
+// begin reports that step name starts; end reports how it ended and
+// returns its error, prefixed with its name.
+func (c *cutover) begin(name string) (end func(detail string, err error) error) {
 	start := time.Now()
 	if c.opts.Step != nil {
 		c.opts.Step(Step{Name: name, Status: "running"})
 	}
-	detail, err := fn(ctx)
+	return func(detail string, err error) error {
+		return c.ended(name, start, detail, err)
+	}
+}
+
+func (c *cutover) ended(name string, start time.Time, detail string, err error) error {
 	st := Step{Name: name, Status: "ok", Detail: detail, Duration: time.Since(start)}
 	if err != nil {
 		st.Status = "failed"
@@ -227,51 +238,75 @@ func (c *cutover) apply(ctx context.Context) (string, error) {
 }
 
 // rest is steps 2 to 6; its failure is rolled back.
+//
+// Steps 3 to 6 run as a maintenance job (maintenance.RunJob) on the
+// source: under its lease, once every regctl daemon serving it has
+// acknowledged it, which ends step 2. The job releases the lease when a
+// step fails or ctx ends, before the rollback; step 6 retires it
+// instead.
 func (c *cutover) rest(ctx context.Context) error {
 	o := c.opts
 	log := o.Log
-	err := c.step(ctx, "read-only", func(ctx context.Context) (string, error) {
-		updated, _, err := settings.SetReadOnly(c.cur, true)
-		if err != nil {
-			return "", err
-		}
-		c.cur = updated
-		reloaded, err := c.apply(ctx)
-		if err != nil {
-			return "", err
-		}
-		src, err := storage.NewFilesystem(o.SourceRoot)
-		if err != nil {
-			return "", err
-		}
-		c.lease, err = maintenance.Acquire(ctx, src, maintenance.Holder("migrate-storage"), "storage cutover to S3", maintenance.DefaultLeaseTTL)
-		if err != nil {
-			return "", err
-		}
-		wctx, cancel := context.WithTimeout(ctx, o.ReadOnlyTimeout)
-		defer cancel()
-		wr, err := maintenance.WaitForReadOnly(wctx, src, c.lease, o.Heartbeat, log)
-		if err != nil {
-			return "", err
-		}
-		c.res.Nodes = wr.Acked
-		if wr.NoDaemons() {
-			log.Warn("no regctl daemon heartbeats on the source storage: any other registry writing to it must be stopped or read-only")
-			return reloaded + "; no regctl daemon heartbeats on the storage", nil
-		}
-		return fmt.Sprintf("%s; %d regctl daemons read-only", reloaded, wr.Acked), nil
-	})
+	endReadOnly := c.begin("read-only")
+	reloaded, err := c.settingsReadOnly(ctx)
 	if err != nil {
-		return err
+		return endReadOnly("", err)
 	}
+	src, err := storage.NewFilesystem(o.SourceRoot)
+	if err != nil {
+		return endReadOnly("", err)
+	}
+	readOnly := false
+	job := maintenance.Job{
+		Command: "migrate-storage",
+		Driver:  src,
+		ReadOnly: &maintenance.ReadOnly{
+			Reason:     "storage cutover to S3",
+			Interval:   o.Heartbeat,
+			AckTimeout: o.ReadOnlyTimeout,
+			OnReadOnly: func(wr maintenance.WaitResult) {
+				readOnly = true
+				c.res.Nodes = wr.Acked
+				if wr.NoDaemons() {
+					log.Warn("no regctl daemon heartbeats on the source storage: any other registry writing to it must be stopped or read-only")
+					endReadOnly(reloaded+"; no regctl daemon heartbeats on the storage", nil)
+					return
+				}
+				endReadOnly(fmt.Sprintf("%s; %d regctl daemons read-only", reloaded, wr.Acked), nil)
+			},
+		},
+		TTL: maintenance.DefaultLeaseTTL,
+		Log: log,
+	}
+	_, err = maintenance.RunJob(ctx, job, c.underLease)
+	if err != nil && !readOnly {
+		return endReadOnly("", err)
+	}
+	return err
+}
 
+// settingsReadOnly is the first half of step 2: the settings read-only,
+// rendered, and the daemon reloaded.
+func (c *cutover) settingsReadOnly(ctx context.Context) (string, error) {
+	updated, _, err := settings.SetReadOnly(c.cur, true)
+	if err != nil {
+		return "", err
+	}
+	c.cur = updated
+	return c.apply(ctx)
+}
+
+// underLease is steps 3 to 6, while every regctl daemon on the source
+// is read-only: ctx ends if the lease is lost.
+func (c *cutover) underLease(ctx context.Context, lease *maintenance.Lease) error {
+	o := c.opts
 	final := o.Options
 	final.Delete, final.DryRun = true, false
-	err = c.step(ctx, "final-sync", func(ctx context.Context) (string, error) {
+	err := c.step(ctx, "final-sync", func(ctx context.Context) (string, error) {
 		r, err := Sync(ctx, final)
 		c.res.FinalSync = r
 		if err == nil {
-			err = c.lease.Err() // writes may have resumed: the copy is not final
+			err = lease.Err() // writes may have resumed: the copy is not final
 		}
 		if r == nil {
 			return "", err
@@ -294,7 +329,7 @@ func (c *cutover) rest(ctx context.Context) error {
 			return "", fmt.Errorf("%d missing, %d extra, %d size, %d content, %d digest mismatches, %d markers, %d unreadable, %d symbolic links",
 				vr.Missing, vr.Extra, vr.Size, vr.Content, vr.Digest, vr.Markers, vr.Errors, vr.Symlinks)
 		}
-		if err := c.lease.Err(); err != nil {
+		if err := lease.Err(); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("%s: %d objects match", vr.Mode, vr.SourceObjects), nil
@@ -329,17 +364,16 @@ func (c *cutover) rest(ctx context.Context) error {
 
 	return c.step(ctx, "retire", func(ctx context.Context) (string, error) {
 		reason := "the storage moved to " + storage.Describe(o.Target) + " (regctl migrate-storage --cutover): restart regctl serve on the new config"
-		if err := c.lease.Retire(ctx, reason); err != nil {
+		if err := lease.Retire(ctx, reason); err != nil {
 			return "", err
 		}
-		c.retired = true
 		return "the filesystem storage stays read-only for every regctl daemon still on it", nil
 	})
 }
 
 // rollback puts the settings back as they were, renders and reloads
-// them, and releases the lease. It runs even when ctx was cancelled
-// (Ctrl-C), with a time limit of its own.
+// them (the job released the lease already). It runs even when ctx was
+// cancelled (Ctrl-C), with a time limit of its own.
 func (c *cutover) rollback(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
@@ -356,11 +390,6 @@ func (c *cutover) rollback(ctx context.Context) error {
 					step = "reconfigure" // nothing was applied
 				}
 				errs = append(errs, fmt.Errorf("%s: %w", step, err))
-			}
-		}
-		if c.lease != nil && !c.retired {
-			if err := c.lease.Release(ctx); err != nil {
-				errs = append(errs, err)
 			}
 		}
 		if err := errors.Join(errs...); err != nil {
