@@ -3,10 +3,7 @@ package cmd
 import (
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -407,9 +404,7 @@ logrotate, say). Ctrl-C stops it.`,
 				return err
 			}
 			svc := service.New(l.Resolve())
-			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return service.Tail(ctx, svc.Log, o.stdout, service.TailOptions{Lines: o.lines, Follow: o.follow})
+			return service.Tail(c.Context(), svc.Log, o.stdout, service.TailOptions{Lines: o.lines, Follow: o.follow})
 		},
 	}
 	c.Flags().IntVarP(&o.lines, "lines", "n", 10, "how many of the last lines to print first")

@@ -30,14 +30,16 @@ type SetResult struct {
 
 // Set turns the configured read-only mode on or off: it sets the
 // settings key (settings.SetReadOnly, one line), renders the settings
-// and applies them to the daemon (rollout.Run), which reloads the mode
-// without a restart.
+// and reloads the daemon (rollout.Run with ReloadOnly), which switches
+// the mode without a restart. Registry-readonly never restarts a daemon,
+// not even for other edits still waiting to be rendered: those are
+// reported in Daemon.NeedsRestart, as before.
 func Set(ctx context.Context, l *settings.Loaded, on bool) (*SetResult, error) {
 	updated, changed, err := settings.SetReadOnly(l, on)
 	if err != nil {
 		return nil, err
 	}
-	r, err := rollout.Run(ctx, updated, rollout.Options{})
+	r, err := rollout.Run(ctx, updated, rollout.Options{Apply: service.ApplyOptions{ReloadOnly: true}})
 	if err != nil {
 		return nil, err
 	}
