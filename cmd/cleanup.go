@@ -3,11 +3,11 @@ package cmd
 import (
 	"bufio"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -20,6 +20,7 @@ import (
 	"regctl/pkg/cleanup"
 	"regctl/pkg/configsrc"
 	"regctl/pkg/distconfig"
+	"regctl/pkg/reconfigure"
 	"regctl/pkg/settings"
 )
 
@@ -181,28 +182,11 @@ func (o *cleanupOpts) client(l *settings.Loaded, args []string) (*cleanup.Client
 	if err != nil {
 		return nil, nil, err
 	}
-	if cfg.HTTP.Net == "unix" || cfg.HTTP.TLS.Certificate != "" {
-		return nil, nil, usageError{fmt.Errorf("%s: the daemon listens on a unix socket or with TLS: pass --registry URL", configPath)}
+	cl, err := cleanup.DaemonClient(cfg, configPath, func() (crypto.Signer, error) { return reconfigure.SigningKey(l) }, o.requests)
+	var needRegistry *cleanup.NeedRegistryError
+	if errors.As(err, &needRegistry) {
+		return nil, nil, usageError{err}
 	}
-	host, port, err := net.SplitHostPort(cfg.HTTP.Addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: http.addr %q: %w", configPath, cfg.HTTP.Addr, err)
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	var auth cleanup.Authenticator
-	if tok, ok := cfg.Auth["token"].(map[string]any); ok {
-		key, err := signingKey(l)
-		if err != nil {
-			return nil, nil, err
-		}
-		issuer, _ := tok["issuer"].(string)
-		auth = cleanup.Minter{Key: key, Issuer: issuer, Subject: "regctl-cleanup"}
-	} else if _, ok := cfg.Auth["htpasswd"]; ok {
-		return nil, nil, usageError{fmt.Errorf("%s: the daemon uses htpasswd: pass --registry http://%s --username USER --password-stdin", configPath, net.JoinHostPort(host, port))}
-	}
-	cl, err := cleanup.NewClient("http://"+net.JoinHostPort(host, port), auth, o.requests)
 	return cl, cfg, err
 }
 

@@ -1,16 +1,12 @@
 package cmd
 
 import (
-	"crypto"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"regctl/pkg/certs"
 	"regctl/pkg/reconfigure"
-	"regctl/pkg/settings"
 	"regctl/pkg/token"
 )
 
@@ -86,7 +82,7 @@ func (o *tokenIssueOpts) run(*cobra.Command, []string) error {
 	if err != nil {
 		return err
 	}
-	key, err := signingKey(l)
+	key, err := reconfigure.SigningKey(l)
 	if err != nil {
 		return err
 	}
@@ -111,33 +107,4 @@ func (o *tokenIssueOpts) run(*cobra.Command, []string) error {
 	// Plain, even on a terminal: the output is meant for $(...).
 	_, err = fmt.Fprintln(o.stdout, issued.Token)
 	return err
-}
-
-// signingKey is the internal key GitLab signs with, checked against its
-// certificate so a token that the registry would reject is never printed.
-func signingKey(l *settings.Loaded) (crypto.Signer, error) {
-	path := l.Resolve().Secrets
-	sec, err := reconfigure.LoadSecrets(path)
-	if err != nil {
-		return nil, err
-	}
-	eff := sec.Effective(&l.Settings.Registry)
-	if eff.InternalKey == "" {
-		return nil, fmt.Errorf("no token-signing key: %s has no registry.internal_key and the settings set none; run `regctl reconfigure` first", path)
-	}
-	key, err := certs.ParsePrivateKeyPEM([]byte(eff.InternalKey))
-	if err != nil {
-		return nil, fmt.Errorf("registry.internal_key: %w", err)
-	}
-	if eff.InternalCertificate != "" {
-		cert, err := certs.ParseCertificatePEM([]byte(eff.InternalCertificate))
-		if err != nil {
-			return nil, fmt.Errorf("registry.internal_certificate: %w", err)
-		}
-		type equaler interface{ Equal(crypto.PublicKey) bool }
-		if pub, ok := cert.PublicKey.(equaler); !ok || !pub.Equal(key.Public()) {
-			return nil, errors.New("registry.internal_key does not belong to registry.internal_certificate: the registry would reject the token; run `regctl certs verify`")
-		}
-	}
-	return key, nil
 }
