@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"regctl/pkg/storage"
@@ -71,6 +72,14 @@ type Agent struct {
 	pruned   time.Time // last PruneNodes (prune.go)
 	lastRead time.Time // last successful read of the lease
 	lastBeat time.Time // LastSeen of the last heartbeat written
+
+	// written is the LastSeen of the last heartbeat written, nil before
+	// the first.
+	written atomic.Pointer[time.Time]
+
+	// afterLeaseRead, set by tests, runs between Tick's read of the
+	// lease and its switch, to force an interleaving with a job.
+	afterLeaseRead func()
 }
 
 // causeUnheard: the node's heartbeat has not been written for so long
@@ -99,7 +108,23 @@ func (a *Agent) log() *slog.Logger {
 // Tick runs one round: read the lease, switch, write the heartbeat. The
 // daemon runs one before it accepts connections, so that a job already
 // running finds it read-only from its first request.
+//
+// Until a heartbeat has been written (the first tick, in the daemon),
+// Tick writes one, with no ack, before it reads the lease. A job writes
+// first too: it creates the lease, then lists the nodes. Each side
+// writes, then reads what the other writes, on a storage that reads
+// its own writes (S3 and the filesystem do), so at least one read sees
+// the other's write: if the node's read missed the lease, the read came
+// before the lease was written, so the node's heartbeat was written
+// before that too, and the job's listing (after the lease) finds it
+// and waits for its ack; otherwise the node sees the lease and refuses
+// writes before it serves. Reading first leaves a gap: the read misses
+// the lease, the job lists the nodes before the heartbeat lands, and
+// neither side knows of the other while the node takes writes.
 func (a *Agent) Tick(ctx context.Context) {
+	if a.written.Load() == nil {
+		a.register(ctx)
+	}
 	iv := a.interval()
 	// Storage calls are bounded by the interval, so an unreachable
 	// storage counts as failures at the heartbeat's pace. The read runs
@@ -107,6 +132,9 @@ func (a *Agent) Tick(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, iv)
 	info, corrupt, err := readLease(rctx, a.Driver)
 	cancel()
+	if a.afterLeaseRead != nil {
+		a.afterLeaseRead()
+	}
 	n, ok := a.apply(ctx, info, corrupt, err)
 	if !ok {
 		return
@@ -115,6 +143,17 @@ func (a *Agent) Tick(ctx context.Context) {
 	werr := a.writeHeartbeat(ctx, n)
 	a.mu.Lock()
 	a.heartbeatDone(ctx, n, werr)
+	a.mu.Unlock()
+}
+
+// register writes the heartbeat before the lease is read (see Tick).
+func (a *Agent) register(ctx context.Context) {
+	a.mu.Lock()
+	n := a.heartbeatNode(clockOf(ctx).Now())
+	a.mu.Unlock()
+	err := a.writeHeartbeat(ctx, n)
+	a.mu.Lock()
+	a.heartbeatDone(ctx, n, err)
 	a.mu.Unlock()
 }
 
@@ -257,6 +296,7 @@ func (a *Agent) heartbeatDone(ctx context.Context, n Node, err error) {
 		return
 	}
 	a.lastBeat = n.LastSeen
+	a.written.Store(&n.LastSeen)
 	if a.cause == causeUnheard {
 		a.end()
 	}
