@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"regctl/internal/clock"
 	"regctl/pkg/storage"
 )
 
@@ -73,14 +74,18 @@ type Agent struct {
 	lastRead time.Time // last successful read of the lease
 	lastBeat time.Time // LastSeen of the last heartbeat written
 
-	// written is the LastSeen of the last heartbeat written, nil before
-	// the first.
+	// written is the LastSeen of the last heartbeat written (nil before
+	// the first), and clk the clock of the last Tick: WriteFence reads
+	// them without mu, on the path of every write.
 	written atomic.Pointer[time.Time]
+	clk     atomic.Pointer[clockHolder]
 
 	// afterLeaseRead, set by tests, runs between Tick's read of the
 	// lease and its switch, to force an interleaving with a job.
 	afterLeaseRead func()
 }
+
+type clockHolder struct{ clock.Clock }
 
 // causeUnheard: the node's heartbeat has not been written for so long
 // that jobs are about to count it as gone and stop waiting for it; it
@@ -122,6 +127,7 @@ func (a *Agent) log() *slog.Logger {
 // the lease, the job lists the nodes before the heartbeat lands, and
 // neither side knows of the other while the node takes writes.
 func (a *Agent) Tick(ctx context.Context) {
+	a.clk.Store(&clockHolder{clockOf(ctx)})
 	if a.written.Load() == nil {
 		a.register(ctx)
 	}
@@ -355,6 +361,35 @@ func (a *Agent) watchdog(ctx context.Context) {
 	}
 }
 
+// WriteFence says why this node must not commit a write now, "" when
+// it may. The watchdog fences from a goroutine, which a process stopped
+// for a while (SIGSTOP, a VM freeze, a long pause) may resume without
+// running before it serves a request; so the server asks this at the
+// point of commitment too. A node must not write once its last
+// heartbeat written is unheardAfter old (the watchdog's threshold),
+// since jobs are about to count it as gone; nor before its first
+// heartbeat, since jobs do not know of it. Time is the clock of Tick's
+// context: the real one, whose readings are monotonic, in production.
+// It takes no lock: the server calls it on every write, and under its
+// own lock, which the agent takes after mu.
+func (a *Agent) WriteFence() string {
+	w := a.written.Load()
+	if w == nil {
+		return "this node's heartbeat has not been written yet (is the storage reachable?)"
+	}
+	var clk clock.Clock = clock.Real
+	if h := a.clk.Load(); h != nil {
+		clk = h.Clock
+	}
+	if clk.Since(*w) >= unheardAfter(a.interval()) {
+		return reasonUnheard
+	}
+	return ""
+}
+
+// reasonUnheard is the reason writes are refused for causeUnheard.
+const reasonUnheard = "this node's heartbeat cannot be written (is the storage reachable?)"
+
 // fence is one look of the watchdog at now: writes stop once the lease
 // has gone unread for GoneAfter intervals, or the heartbeat unwritten
 // for unheardAfter.
@@ -369,6 +404,6 @@ func (a *Agent) fence(ctx context.Context, now time.Time) {
 	}
 	if since := now.Sub(a.lastBeat); a.cause == "" && since >= unheardAfter(iv) {
 		a.log().Error("this node's heartbeat has not been written: refusing writes, since maintenance jobs are about to count it as gone", "unwritten_for", since.Round(time.Millisecond))
-		a.enter(ctx, causeUnheard, "this node's heartbeat cannot be written (is the storage reachable?)", nil)
+		a.enter(ctx, causeUnheard, reasonUnheard, nil)
 	}
 }

@@ -452,6 +452,11 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 	if err := s.checkReferences(ctx, name, m); err != nil {
 		return err
 	}
+	// The point of commitment: the references were found by a node
+	// whose heartbeat must still be fresh when it stores.
+	if err := s.checkFence(); err != nil {
+		return err
+	}
 
 	if err := s.storeRevision(ctx, name, d, body); err != nil {
 		return err

@@ -84,6 +84,8 @@ type Server struct {
 	// mediaTypes remembers what stored manifest bytes parse to; see
 	// mediaTypeMemo for why it is no existence cache.
 	mediaTypes mediaTypeMemo
+	// fence is SetWriteFence's function, nil for none.
+	fence atomic.Pointer[func() string]
 }
 
 // New makes a Server.
@@ -175,6 +177,38 @@ func (s *Server) ClearMaintenance() {
 	s.writes.maintenance, s.writes.reason = false, ""
 }
 
+// SetWriteFence makes every write ask f, at admission and again just
+// before it commits (links a blob into a repository, stores a
+// manifest), whether this node may write: a non-empty answer is why
+// not, and refuses the write as maintenance does. A daemon in a cluster
+// sets the agent's (maintenance.Agent.WriteFence), so that a node
+// resuming from a long stop refuses a write before its watchdog has
+// run; f must not block. nil removes it.
+func (s *Server) SetWriteFence(f func() string) {
+	if f == nil {
+		s.fence.Store(nil)
+		return
+	}
+	s.fence.Store(&f)
+}
+
+// fenced is why the write fence refuses writes now, "" when it does not.
+func (s *Server) fenced() string {
+	if f := s.fence.Load(); f != nil {
+		return (*f)()
+	}
+	return ""
+}
+
+// checkFence refuses a write about to commit, as admitWrite would, when
+// the write fence says so.
+func (s *Server) checkFence() error {
+	if why := s.fenced(); why != "" {
+		return refuseWrites([]string{maintenanceWhy(why)})
+	}
+	return nil
+}
+
 // Maintenance reports whether maintenance is on, and its reason.
 func (s *Server) Maintenance() (reason string, on bool) {
 	s.writes.mu.Lock()
@@ -244,11 +278,12 @@ func (s *Server) admitWrite() (done func(), refused *ocierr.Error) {
 		why = append(why, "the registry is in read-only maintenance mode (storage.maintenance.readonly.enabled)")
 	}
 	if g.maintenance {
-		why = append(why, "read-only maintenance: "+g.reason)
+		why = append(why, maintenanceWhy(g.reason))
+	} else if f := s.fenced(); f != "" {
+		why = append(why, maintenanceWhy(f))
 	}
 	if len(why) > 0 {
-		return nil, ocierr.New(http.StatusMethodNotAllowed, CodeUnsupported,
-			strings.Join(why, "; ")+": pulls work, pushes and deletes are refused until it ends")
+		return nil, refuseWrites(why)
 	}
 	g.inFlight++
 	return func() {
@@ -259,6 +294,14 @@ func (s *Server) admitWrite() (done func(), refused *ocierr.Error) {
 			g.idle = nil
 		}
 	}, nil
+}
+
+func maintenanceWhy(reason string) string { return "read-only maintenance: " + reason }
+
+// refuseWrites is the 405 of a refused write, saying why.
+func refuseWrites(why []string) *ocierr.Error {
+	return ocierr.New(http.StatusMethodNotAllowed, CodeUnsupported,
+		strings.Join(why, "; ")+": pulls work, pushes and deletes are refused until it ends")
 }
 
 // route is a parsed /v2/ request path.
@@ -460,7 +503,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, info *requestInfo
 	if err := s.dispatch(w, r, rt); err != nil {
 		var ae *ocierr.Error
 		if errors.As(err, &ae) && ae.Status == http.StatusMethodNotAllowed {
-			h.Set("Allow", s.allow(rt.kind, s.RefusesWrites()))
+			h.Set("Allow", s.allow(rt.kind, s.RefusesWrites() || s.fenced() != ""))
 		}
 		s.writeError(w, r, err)
 	}

@@ -124,6 +124,9 @@ func (s *Server) mountBlob(w http.ResponseWriter, r *http.Request, name, mount, 
 	if err := discardBody(r); err != nil {
 		return false, err
 	}
+	if err := s.checkFence(); err != nil {
+		return false, err
+	}
 	if err := s.linkBlob(ctx, name, d); err != nil {
 		return false, err
 	}
@@ -597,6 +600,11 @@ func (s *Server) commitBlob(ctx context.Context, repo, src string, d digest.Dige
 			return fmt.Errorf("committing blob %s: %w", d, err)
 		}
 	case err != nil:
+		return err
+	}
+	// The point of commitment: the Stat above may have found a blob
+	// that a job counting this node gone is sweeping.
+	if err := s.checkFence(); err != nil {
 		return err
 	}
 	return s.linkBlob(ctx, repo, d)
