@@ -98,8 +98,7 @@ func TestDaemonLogs(t *testing.T) {
 	waitFor(t, 10*time.Second, "the level change", func() bool { return strings.Contains(p.Output(), "log level changed") })
 	request("/v2/", basic(password))
 	request("/v2/", basic(password))
-	time.Sleep(200 * time.Millisecond)
-	p.Stop()
+	p.Stop() // drains: the access lines of those requests are written by now
 
 	out := p.Output()
 	lines := accessLines(t, out)
