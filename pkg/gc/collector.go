@@ -52,24 +52,28 @@ type collector struct {
 	cache      map[digest.Digest]cachedManifest
 	cacheRaw   []byte
 	cacheReady chan struct{}
+	// deletedBlobs: blobs the sweep deleted, kept out of the manifest
+	// cache; recorded only where there is one (lister set).
+	deletedBlobs map[digest.Digest]bool
 
 	rep *Report
 }
 
 func newCollector(drv storage.Driver, opts Options) *collector {
 	c := &collector{
-		drv:         drv,
-		opts:        opts,
-		log:         opts.Log,
-		workers:     opts.Workers,
-		blobs:       map[digest.Digest]*blobEntry{},
-		blobFiles:   map[string][]string{},
-		problemSeen: map[Problem]bool{},
-		tagLinks:    map[string]bool{},
-		links:       map[string]linkRead{},
-		linkMD5:     map[string]string{},
-		prefetched:  map[digest.Digest]*prefetchRead{},
-		rep:         &Report{DryRun: opts.DryRun},
+		drv:          drv,
+		opts:         opts,
+		log:          opts.Log,
+		workers:      opts.Workers,
+		blobs:        map[digest.Digest]*blobEntry{},
+		blobFiles:    map[string][]string{},
+		problemSeen:  map[Problem]bool{},
+		tagLinks:     map[string]bool{},
+		links:        map[string]linkRead{},
+		linkMD5:      map[string]string{},
+		prefetched:   map[digest.Digest]*prefetchRead{},
+		deletedBlobs: map[digest.Digest]bool{},
+		rep:          &Report{DryRun: opts.DryRun},
 	}
 	_, c.layout = storage.As[storage.LocalFolders](drv)
 	_, c.keyOrder = storage.As[storage.FlatKeyspace](drv)
@@ -203,50 +207,4 @@ func (c *collector) load(ctx context.Context) error {
 		return phaseErr(PhaseMark, err)
 	}
 	return nil
-}
-
-func (c *collector) run(ctx context.Context) (*Report, error) {
-	defer func() {
-		c.rep.Problems = c.sortedProblems()
-		c.rep.Symlinks = countKind(c.rep.Problems, ProblemSymlink)
-	}()
-	c.log.Info("gc: scanning", "driver", c.drv.Name(), "workers", c.workers, "remove_untagged", c.opts.RemoveUntagged, "dry_run", c.opts.DryRun)
-	if err := c.load(ctx); err != nil {
-		return c.rep, err
-	}
-	res := c.mark()
-	c.prog.add(len(c.repos), 0)
-	c.rep.BlobsMarked = len(res.marked)
-	c.rep.ManifestsMarked = len(res.walked)
-	c.rep.ReferrersKept = res.referrersKept
-	c.rep.LayerLinksKept = res.linksKept
-	c.log.Info("gc: marked", "blobs_marked", c.rep.BlobsMarked, "manifests_marked", c.rep.ManifestsMarked, "referrers_kept", c.rep.ReferrersKept)
-
-	p := c.plan(res)
-	c.log.Info("gc: sweeping", "manifests", len(p.revisions), "layer_links", len(p.layerLinks), "blobs", len(p.blobs))
-	// A manifest's tag index entries and referrer links go before its
-	// revision: once the revision is gone no later run finds them.
-	if err := c.sweep(ctx, PhaseDeleteManifests, p.manifestLinks, p.revisions); err != nil {
-		return c.rep, phaseErr(PhaseDeleteManifests, err)
-	}
-	// Layer links before blobs: Distribution (and so Run) ignores a link
-	// whose blob is gone, so links left behind by an interrupted blob
-	// sweep would stay forever; in this order an interrupted run leaves
-	// nothing a later one does not finish.
-	if err := c.sweep(ctx, PhaseDeleteLinks, p.layerLinks); err != nil {
-		return c.rep, phaseErr(PhaseDeleteLinks, err)
-	}
-	if err := c.sweep(ctx, PhaseDeleteBlobs, p.blobs); err != nil {
-		return c.rep, phaseErr(PhaseDeleteBlobs, err)
-	}
-	deleted := map[digest.Digest]bool{}
-	if !c.opts.DryRun {
-		for _, b := range p.blobs {
-			deleted[b.Digest] = true
-		}
-	}
-	c.saveManifestCache(ctx, deleted)
-	c.log.Info("gc: done", "manifests_deleted", c.rep.ManifestsDeleted, "blobs_deleted", c.rep.BlobsDeleted,
-		"layer_links_deleted", c.rep.LayerLinksDeleted, "bytes_freed", c.rep.BytesFreed, "problems", len(c.problems))
-	return c.rep, nil
 }

@@ -17,7 +17,8 @@
 // Where Distribution would abort (a corrupt link, a manifest it cannot
 // parse), Run records a Problem, keeps what might still be needed, and
 // goes on. The caller must make sure nothing writes to the storage
-// meanwhile; see package maintenance.
+// meanwhile (see package maintenance), unless it runs the online
+// protocol over Run's phases (see Snapshot).
 package gc
 
 import (
@@ -78,6 +79,8 @@ type Options struct {
 	// OnDelete, when set, is called for each deletion once it is done (in
 	// a dry run, once it is decided), from one goroutine at a time.
 	OnDelete func(Deletion)
+	// Hooks are for tests only; the zero value runs none.
+	Hooks Hooks
 }
 
 // Deletion is one object removed (or, in a dry run, to be removed).
@@ -186,10 +189,26 @@ type Report struct {
 // the safe order, a later Run finishes the job.
 func Run(ctx context.Context, drv storage.Driver, opts Options) (*Report, error) {
 	start := time.Now()
-	c := newCollector(drv, opts)
-	rep, err := c.run(ctx)
+	s := newSnapshot(drv, opts)
+	err := s.run(ctx)
+	rep := s.Report()
 	rep.Duration = time.Since(start)
 	return rep, err
+}
+
+// run is Run's composition of the phases.
+func (s *Snapshot) run(ctx context.Context) error {
+	if err := s.load(ctx); err != nil {
+		return err
+	}
+	if err := s.SweepFiltered(ctx, s.Plan(s.Mark(Roots{})), nil); err != nil {
+		return err
+	}
+	s.SaveManifestCache(ctx)
+	c := s.c
+	c.log.Info("gc: done", "manifests_deleted", c.rep.ManifestsDeleted, "blobs_deleted", c.rep.BlobsDeleted,
+		"layer_links_deleted", c.rep.LayerLinksDeleted, "bytes_freed", c.rep.BytesFreed, "problems", len(c.problems))
+	return nil
 }
 
 // phaseErr names the phase a run stopped in.

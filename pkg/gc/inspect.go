@@ -81,11 +81,11 @@ func Inspect(ctx context.Context, drv storage.Driver, opts InspectOptions) (*Inv
 	for d, b := range c.blobs {
 		inv.Blobs[d] = b.size
 	}
-	untagged := c.mark()
+	untagged := c.mark(nil)
 	inv.SweepUntagged = reclaim(c.plan(untagged))
 	// Without -m every revision is a root; prepare's results serve both.
 	c.opts.RemoveUntagged = false
-	inv.Sweep = reclaim(c.plan(c.mark()))
+	inv.Sweep = reclaim(c.plan(c.mark(nil)))
 	c.opts.RemoveUntagged = true
 
 	for i, r := range c.repos {

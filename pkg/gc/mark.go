@@ -181,8 +181,9 @@ type markResult struct {
 }
 
 // mark replays Distribution's marking, keeps referrers, and makes sure
-// nothing a kept manifest needs is swept.
-func (c *collector) mark() *markResult {
+// nothing a kept manifest needs is swept; then keeps roots (nil: none)
+// with what they need.
+func (c *collector) mark(roots *rootSet) *markResult {
 	// Referrers of kept manifests are treated as tagged; that keeps
 	// more, which may keep more referrers (a signature of an
 	// attestation): repeat until nothing changes. Each round is cheap
@@ -191,6 +192,9 @@ func (c *collector) mark() *markResult {
 	var res *markResult
 	for {
 		res = c.simulate(extra)
+		if roots != nil {
+			c.keepRoots(res, roots)
+		}
 		if !c.opts.RemoveUntagged {
 			break
 		}
@@ -218,6 +222,9 @@ func (c *collector) mark() *markResult {
 	res.referrersKept = len(extra)
 	c.keepForSafety(res, extra)
 	c.orphanLinks(res)
+	if roots != nil {
+		dropKeptLinks(res, roots) // orphanLinks may have added some
+	}
 	return res
 }
 
@@ -382,6 +389,12 @@ func (c *collector) keepForSafety(res *markResult, extra map[repoDigest]bool) {
 // it references, recursively. Unlike Distribution's marking it does not
 // stop at what is marked already: it is what a kept manifest needs.
 func (c *collector) reach(r *repo, start []digest.Digest, fn func(digest.Digest)) {
+	closure(start, func(d digest.Digest) *manifestInfo { return c.info(r, d) }, fn)
+}
+
+// closure calls fn once for each digest reachable from start through
+// the manifests info tells.
+func closure(start []digest.Digest, info func(digest.Digest) *manifestInfo, fn func(digest.Digest)) {
 	seen := map[digest.Digest]bool{}
 	var walk func(d digest.Digest)
 	walk = func(d digest.Digest) {
@@ -390,7 +403,7 @@ func (c *collector) reach(r *repo, start []digest.Digest, fn func(digest.Digest)
 		}
 		seen[d] = true
 		fn(d)
-		if info := c.info(r, d); info != nil {
+		if info := info(d); info != nil {
 			for _, ref := range info.refs {
 				walk(ref)
 			}

@@ -121,43 +121,69 @@ func indexEntries(r *repo) map[digest.Digest][]tagEntry {
 // DeleteObjects limit.
 const batchFiles = 1000
 
+// stageWork is a stage's deletions.
+type stageWork struct {
+	stage Stage
+	ds    []deletion
+}
+
 // sweep deletes each stage's deletions, a stage only once the one before
-// is done.
-func (c *collector) sweep(ctx context.Context, phase Phase, stages ...[]deletion) error {
+// is done, but those keep keeps (see SweepFiltered).
+func (c *collector) sweep(ctx context.Context, phase Phase, keep func(Deletion) bool, stages ...stageWork) error {
 	total := 0
 	for _, s := range stages {
-		total += len(s)
+		total += len(s.ds)
 	}
 	c.prog.start(phase, total)
 	var mu sync.Mutex
-	done := func(ds []deletion) {
+	// done counts ds, deleted, and skipped more that keep kept.
+	done := func(ds []deletion, skipped int) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, d := range ds {
 			c.count(d.Deletion)
 		}
-		c.prog.add(len(ds), 0)
+		c.prog.add(len(ds)+skipped, 0)
 	}
-	for _, stage := range stages {
+	for _, sw := range stages {
+		if h := c.opts.Hooks.BeforeStage; h != nil {
+			h(sw.stage)
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		stage := sw.ds
 		if c.opts.DryRun {
-			done(stage)
+			ds, skipped := stage, 0
+			if len(stage) > 0 { // an empty stage has no batch, as when deleting
+				var err error
+				if ds, skipped, err = c.beforeBatch(ctx, sw.stage, stage, keep); err != nil {
+					return err
+				}
+			}
+			done(ds, skipped)
 			continue
 		}
 		var err error
 		if c.units != nil {
-			err = c.sweepUnits(ctx, stage, done)
+			err = c.sweepUnits(ctx, sw.stage, stage, keep, done)
 		} else if c.batch != nil {
-			err = c.sweepBatched(ctx, stage, done)
+			err = c.sweepBatched(ctx, sw.stage, stage, keep, done)
 		} else {
 			err = forEach(ctx, c.workers, len(stage), func(ctx context.Context, i int) error {
+				ds, skipped, err := c.beforeBatch(ctx, sw.stage, stage[i:i+1], keep)
+				if err != nil {
+					return err
+				}
+				if len(ds) == 0 {
+					done(nil, skipped) // keep kept it all
+					return nil
+				}
 				// The folder (or file) itself, as Distribution deletes it.
 				if err := c.drv.Delete(ctx, stage[i].Path); err != nil && !errors.Is(err, storage.ErrNotFound) {
 					return fmt.Errorf("deleting %s: %w", stage[i].Path, err)
 				}
-				done(stage[i : i+1])
+				done(ds, 0)
 				return nil
 			})
 		}
@@ -168,9 +194,35 @@ func (c *collector) sweep(ctx context.Context, phase Phase, stages ...[]deletion
 	return nil
 }
 
+// beforeBatch runs Hooks.BeforeBatch on a batch about to be deleted and
+// drops from it what keep keeps; skipped is how many it dropped. Without
+// either, the batch is returned as it is.
+func (c *collector) beforeBatch(ctx context.Context, st Stage, batch []deletion, keep func(Deletion) bool) (ds []deletion, skipped int, err error) {
+	if h := c.opts.Hooks.BeforeBatch; h != nil {
+		pub := make([]Deletion, len(batch))
+		for i := range batch {
+			pub[i] = batch[i].Deletion
+		}
+		h(st, pub)
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+	}
+	if keep == nil {
+		return batch, 0, nil
+	}
+	ds = make([]deletion, 0, len(batch))
+	for i := range batch {
+		if !keep(batch[i].Deletion) {
+			ds = append(ds, batch[i])
+		}
+	}
+	return ds, len(batch) - len(ds), nil
+}
+
 // sweepBatched hands the listed files to DeleteMany, whole deletions
 // per call, several calls at once.
-func (c *collector) sweepBatched(ctx context.Context, stage []deletion, done func([]deletion)) error {
+func (c *collector) sweepBatched(ctx context.Context, st Stage, stage []deletion, keep func(Deletion) bool, done func([]deletion, int)) error {
 	var batches [][]deletion
 	for start := 0; start < len(stage); {
 		n, end := 0, start
@@ -185,14 +237,22 @@ func (c *collector) sweepBatched(ctx context.Context, stage []deletion, done fun
 	// writes a second per prefix before it answers SlowDown: a few calls
 	// at once are plenty.
 	return forEach(ctx, max(1, c.workers/8), len(batches), func(ctx context.Context, i int) error {
+		batch, skipped, err := c.beforeBatch(ctx, st, batches[i], keep)
+		if err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			done(nil, skipped) // keep kept it all
+			return nil
+		}
 		var files []string
-		for _, d := range batches[i] {
+		for _, d := range batch {
 			files = append(files, d.files...)
 		}
 		if err := c.batch.DeleteMany(ctx, files); err != nil {
-			return fmt.Errorf("deleting %d files (%s...): %w", len(files), batches[i][0].Path, err)
+			return fmt.Errorf("deleting %d files (%s...): %w", len(files), batch[0].Path, err)
 		}
-		done(batches[i])
+		done(batch, skipped)
 		return nil
 	})
 }
@@ -203,10 +263,17 @@ func (c *collector) sweepBatched(ctx context.Context, stage []deletion, done fun
 const unitChunk = 128
 
 // sweepUnits deletes a stage a chunk per call, several calls at once.
-func (c *collector) sweepUnits(ctx context.Context, stage []deletion, done func([]deletion)) error {
+func (c *collector) sweepUnits(ctx context.Context, st Stage, stage []deletion, keep func(Deletion) bool, done func([]deletion, int)) error {
 	chunks := (len(stage) + unitChunk - 1) / unitChunk
 	return forEach(ctx, c.workers, chunks, func(ctx context.Context, i int) error {
-		chunk := stage[i*unitChunk : min((i+1)*unitChunk, len(stage))]
+		chunk, skipped, err := c.beforeBatch(ctx, st, stage[i*unitChunk:min((i+1)*unitChunk, len(stage))], keep)
+		if err != nil {
+			return err
+		}
+		if len(chunk) == 0 {
+			done(nil, skipped) // keep kept it all
+			return nil
+		}
 		units := make([]storage.Unit, len(chunk))
 		for j, d := range chunk {
 			units[j] = storage.Unit{Path: d.Path, Files: d.files}
@@ -214,7 +281,7 @@ func (c *collector) sweepUnits(ctx context.Context, stage []deletion, done func(
 		if err := c.units.DeleteUnits(ctx, units); err != nil {
 			return fmt.Errorf("deleting: %w", err)
 		}
-		done(chunk)
+		done(chunk, skipped)
 		return nil
 	})
 }
@@ -233,6 +300,9 @@ func (c *collector) count(d Deletion) {
 	case KindBlob:
 		c.rep.BlobsDeleted++
 		c.rep.BytesFreed += d.Size
+		if !c.opts.DryRun && c.lister != nil {
+			c.deletedBlobs[d.Digest] = true
+		}
 	}
 	c.log.Debug("gc: delete", "kind", d.Kind, "repository", d.Repository, "digest", d.Digest, "path", d.Path, "dry_run", c.opts.DryRun)
 	if c.opts.OnDelete != nil {
