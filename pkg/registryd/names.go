@@ -2,65 +2,18 @@ package registryd
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 
 	"regctl/pkg/ocierr"
+	"regctl/pkg/reponame"
 )
 
 // maxNameLength is Distribution's limit on a repository name.
-const maxNameLength = 255
+const maxNameLength = reponame.MaxLength
 
-// validName reports whether name fits the OCI distribution spec's grammar
-//
-//	[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
-//
-// Checking names against it is also what keeps "..", a leading "/" or
-// "%2e" from reaching the storage. (names_test.go checks it against the
-// regular expression; by hand it costs no regexp on every request.)
-func validName(name string) bool {
-	for rest, more := name, true; more; {
-		var comp string
-		comp, rest, more = strings.Cut(rest, "/")
-		if !validNameComponent(comp) {
-			return false
-		}
-	}
-	return true
-}
-
-// validNameComponent matches [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*.
-func validNameComponent(c string) bool {
-	i := 0
-	for {
-		start := i
-		for i < len(c) && (c[i] >= 'a' && c[i] <= 'z' || c[i] >= '0' && c[i] <= '9') {
-			i++
-		}
-		if i == start {
-			return false // an empty component, or a separator not between alphanumerics
-		}
-		if i == len(c) {
-			return true
-		}
-		switch c[i] {
-		case '.':
-			i++
-		case '_':
-			i++
-			if i < len(c) && c[i] == '_' {
-				i++
-			}
-		case '-':
-			for i < len(c) && c[i] == '-' {
-				i++
-			}
-		default:
-			return false
-		}
-	}
-}
+// validName reports whether name fits the OCI distribution spec's grammar.
+func validName(name string) bool { return reponame.Valid(name) }
 
 // validTag matches [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}.
 func validTag(tag string) bool {
