@@ -40,8 +40,6 @@ type DoomShard struct {
 	Entries []DoomEntry `json:"entries"`
 }
 
-func (s *DoomShard) formatName() string { return s.Format }
-
 // EncodeDoomShard encodes the entries of shard xx. The file is
 // canonical: entries, repositories and closures are sorted (in a copy),
 // so one content has one encoding and one checksum.

@@ -160,6 +160,14 @@ func TestDoomShardRejectsInvalidContent(t *testing.T) {
 			t.Errorf("%s: accepted\n%s", name, b)
 		}
 	}
+	// A newer version with a field this one does not know: named as such.
+	b, err := seal(map[string]any{"format": "regctl-gc-doom-shard/2", "shard": "ab", "new": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeDoomShard("ab", b); err == nil || !strings.Contains(err.Error(), "unsupported format") {
+		t.Errorf("a newer version decodes with error %v, want unsupported format", err)
+	}
 	if _, err := EncodeDoomShard("ab", []DoomEntry{{Digest: in("cd"), Blob: true}}); err == nil {
 		t.Error("EncodeDoomShard accepted an entry of another shard")
 	}

@@ -65,8 +65,6 @@ type DoomIndex struct {
 	Shards map[string]digest.Digest `json:"shards"`
 }
 
-func (x *DoomIndex) formatName() string { return x.Format }
-
 // EncodeDoom encodes the doom of a run: the file of each shard that has
 // entries, and the index over them. The lease's doom field is the sha256
 // of the index (digest.FromBytes).

@@ -34,9 +34,9 @@ func seal(v any) ([]byte, error) {
 	return fmt.Appendf(body, "%s%x\n", sumPrefix, sum), nil
 }
 
-// unseal checks a sealed file's trailer and decodes its body into v,
-// which must carry a Format field equal to format.
-func unseal(b []byte, format string, v interface{ formatName() string }) error {
+// unseal checks a sealed file's trailer and decodes its body into v;
+// the body's "format" must be format.
+func unseal(b []byte, format string, v any) error {
 	body, trailer, err := splitSealed(b)
 	if err != nil {
 		return fmt.Errorf("gconline: %s: %w", format, err)
@@ -45,13 +45,18 @@ func unseal(b []byte, format string, v interface{ formatName() string }) error {
 	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], want) {
 		return fmt.Errorf("gconline: %s: checksum mismatch (the file is corrupt or truncated)", format)
 	}
+	// The format first, leniently: a newer version may have new fields.
+	var head struct{ Format string }
+	if err := json.Unmarshal(body, &head); err != nil {
+		return fmt.Errorf("gconline: %s: %w", format, err)
+	}
+	if head.Format != format {
+		return fmt.Errorf("gconline: unsupported format %q (want %q)", head.Format, format)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("gconline: %s: %w", format, err)
-	}
-	if got := v.formatName(); got != format {
-		return fmt.Errorf("gconline: unsupported format %q (want %q)", got, format)
 	}
 	return nil
 }
