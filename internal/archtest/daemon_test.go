@@ -43,11 +43,7 @@ var cmdServeFiles = []string{"serve.go"}
 
 func goList(t *testing.T, args ...string) []byte {
 	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command:", err)
-	}
-	cmd := exec.Command(gobin, append([]string{"list"}, args...)...)
+	cmd := exec.Command("go", append([]string{"list"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -58,10 +54,16 @@ func goList(t *testing.T, args ...string) []byte {
 }
 
 // pkgImports maps each of the dependencies of pkg (itself included) to
-// its direct imports, as `go list -deps` lists them.
-func pkgImports(t *testing.T, pkg string) map[string][]string {
+// its direct imports, as `go list -deps` lists them; with tests, the
+// dependencies of pkg's tests too (their test variants are named
+// "path [pkg.test]").
+func pkgImports(t *testing.T, pkg string, tests bool) map[string][]string {
 	t.Helper()
-	out := goList(t, "-deps", "-json=ImportPath,Imports", pkg)
+	args := []string{"-deps", "-json=ImportPath,Imports"}
+	if tests {
+		args = append(args, "-test")
+	}
+	out := goList(t, append(args, pkg)...)
 	m := map[string][]string{}
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for {
@@ -112,7 +114,7 @@ func chain(imports map[string][]string, pkg, target string) string {
 func TestNonServingCommandsDoNotDependOnTheDaemon(t *testing.T) {
 	t.Parallel()
 	for _, pkg := range nonServing {
-		imports := pkgImports(t, pkg)
+		imports := pkgImports(t, pkg, false)
 		for _, d := range daemon {
 			if _, ok := imports[d]; ok {
 				t.Errorf("%s depends on the daemon: %s", pkg, chain(imports, pkg, d))
